@@ -1,0 +1,3 @@
+from einsearch.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""Shared CLI pieces: the typer app, the console, options every command spells the same way."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="einsearch",
+    help="Neural architecture search over a grammar of sequence models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_DB = "sqlite:///einsearch.db"
+
+
+def default_db() -> str:
+    return os.environ.get("EINSEARCH_DB", DEFAULT_DB)
+
+
+# Options shared by many commands: same name, same meaning everywhere.
+TaskOpt = typer.Option("toy-causal", "--task", "-t", help="Task name or spec, e.g. 'mqar:seq=64,pairs=4'.")
+SeedOpt = typer.Option(0, "--seed", help="Random seed.")
+JsonOpt = typer.Option(False, "--json", help="One JSON object per line instead of a table.")
+MaxParamsOpt = typer.Option(None, "--max-params", help="Parameter budget (e.g. 2e6).")
+DbOpt = typer.Option(None, "--db", help="Database URL (default: $EINSEARCH_DB or sqlite:///einsearch.db).")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr, then exit with `code` (2: bad input)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, sort_keys=False) + "\n")
+
+
+def parse_count(text: str | None, what: str) -> int | None:
+    """'2e6', '2000000', '2M' -> int; None stays None."""
+    if text is None:
+        return None
+    scale = {"k": 1e3, "m": 1e6, "g": 1e9}.get(text[-1:].lower(), 1)
+    try:
+        value = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        fail(f"{what}: {text!r} is not a number")
+    if value <= 0:
+        fail(f"{what}: must be positive, got {text!r}")
+    return int(value)

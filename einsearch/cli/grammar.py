@@ -1,0 +1,116 @@
+"""Commands on architectures: ops, tasks, sample, check."""
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+from rich.table import Table
+
+from einsearch.cli.common import (JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail,
+                                  parse_count)
+from einsearch.evaluators.task import TaskError, get_task, list_tasks
+from einsearch.grammar import ArchError, check, parse, sample
+from einsearch.grammar.render import tree
+from einsearch.ops import list_ops
+
+
+def _task(spec: str):
+    try:
+        return get_task(spec)
+    except TaskError as err:
+        fail(str(err))
+
+
+def op_record(spec) -> dict:
+    return {"name": spec.name, "category": spec.category, "causal": spec.causal,
+            "noncausal": spec.noncausal, "cost": spec.cost,
+            "hparams": {k: list(v) for k, v in spec.hparams.items()},
+            "defaults": spec.resolve({}), "doc": spec.doc}
+
+
+@app.command()
+def ops(json: bool = JsonOpt) -> None:
+    """Every primitive with its category, causal support, cost in L and hyperparameter choices."""
+    specs = list_ops()
+    if json:
+        for spec in specs:
+            emit_json(op_record(spec))
+        return
+    table = Table(title=f"{len(specs)} primitives")
+    for col in ("name", "category", "causal", "cost", "hyperparameters"):
+        table.add_column(col)
+    for spec in specs:
+        hp = "  ".join(f"{k}={'|'.join(map(str, v))}" for k, v in spec.hparams.items())
+        table.add_row(spec.name, spec.category, "yes" if spec.causal else "no", spec.cost, hp)
+    console.print(table)
+
+
+@app.command()
+def tasks(json: bool = JsonOpt) -> None:
+    """Every registered task with its defaults."""
+    rows = []
+    for cls in list_tasks():
+        try:
+            task = cls()
+            rows.append({"name": cls.name, "spec": task.spec, "causal": cls.causal, "metric": cls.metric,
+                         "higher_is_better": cls.higher_is_better,
+                         "doc": (cls.__doc__ or "").strip().split("\n")[0]})
+        except Exception as err:  # a task that needs parameters (e.g. a data path) has no defaults
+            rows.append({"name": cls.name, "spec": None, "causal": cls.causal, "metric": cls.metric,
+                         "higher_is_better": cls.higher_is_better, "doc": f"(needs parameters: {err})"})
+    if json:
+        for row in rows:
+            emit_json(row)
+        return
+    table = Table(title="tasks")
+    for col in ("name", "causal", "metric", "default spec"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["name"], "yes" if row["causal"] else "no", row["metric"], row["spec"] or row["doc"])
+    console.print(table)
+
+
+@app.command("sample")
+def sample_cmd(
+    n: int = typer.Option(5, "-n", help="How many architectures."),
+    seed: int = SeedOpt,
+    task: str = TaskOpt,
+    max_params: str = MaxParamsOpt,
+    max_blocks: int = typer.Option(8, "--max-blocks", help="At most this many residual blocks."),
+    json: bool = JsonOpt,
+) -> None:
+    """Sample architectures from the grammar (reproducible from --seed)."""
+    if n < 0:
+        fail(f"-n must be >= 0, got {n}")
+    task_obj = _task(task)
+    try:
+        archs = sample(n, seed=seed, task=task_obj, max_params=parse_count(max_params, "--max-params"),
+                       max_blocks=max_blocks)
+    except (ArchError, ValueError) as err:
+        fail(str(err))
+    for arch in archs:
+        report = check(arch, task_obj)
+        if json:
+            emit_json({"arch": str(arch), "hash": arch.hash, "params": report.params,
+                       "flops_per_token": report.flops_per_token})
+        else:
+            console.print(f"[dim]{arch.hash}[/] {report.params:>10,d}  {arch}", highlight=False, soft_wrap=True)
+
+
+@app.command("check")
+def check_cmd(arch: str = typer.Argument(..., help="Architecture string."), task: str = TaskOpt,
+              json: bool = JsonOpt) -> None:
+    """Type-check an architecture for a task; print parameters, FLOPs, depth and its tree."""
+    task_obj = _task(task)
+    try:
+        parsed = parse(arch)
+        report = check(parsed, task_obj)
+    except ArchError as err:
+        fail(str(err))
+    if json:
+        emit_json({"arch": str(parsed), "hash": parsed.hash, "graph_hash": parsed.graph_hash,
+                   **dataclasses.asdict(report)})
+        return
+    console.print(tree(parsed))
+    console.print(f"params {report.params:,d}   FLOPs/token {report.flops_per_token:,d}   depth {report.depth}"
+                  f"   causal {report.causal}   state {report.state_size:,d}   hash {parsed.hash}", highlight=False)

@@ -1,0 +1,196 @@
+"""The primitive registry: every mixer is created by name (timm-style).
+
+Adding a primitive is one file with one decorator:
+
+    @register("my_mixer", category="attention", cost="L^2",
+              hparams={"heads": (1, 2, 4, 8)}, defaults={"heads": 4})
+    class MyMixer(nn.Module):
+        def __init__(self, dim: int, causal: bool = False, heads: int = 4): ...
+        def forward(self, x):  # (B, L, D) -> (B, L, D)
+
+The grammar reads the hyperparameter choices from here; no second list exists.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+# Categories that mix information across positions; the rest act per token.
+TOKEN_CATEGORIES = ("attention", "recurrent", "ssm", "convolution", "token_mlp")
+CHANNEL_CATEGORIES = ("mlp", "channel")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What the grammar, the checker, search and export need to know about a primitive."""
+
+    name: str
+    cls: type[nn.Module]
+    category: str
+    cost: str  # growth of compute with sequence length L, e.g. "L", "L^2", "L log L"
+    hparams: dict[str, tuple] = field(default_factory=dict)  # name -> allowed choices
+    defaults: dict[str, Any] = field(default_factory=dict)
+    causal: bool = True  # can run in causal mode
+    noncausal: bool = True  # can run in non-causal mode
+    # decoding state per layer, in numbers, given (dim, seq_len, hparams); 0 for stateless.
+    state_size: Callable[[int, int, dict], int] | None = None
+    # extra FLOPs per token that do not come from weights (e.g. attention's L-dependent term).
+    seq_flops: Callable[[int, int, dict], int] | None = None
+    # dims the primitive accepts: a predicate on (dim, hparams) -> error text or None.
+    validate: Callable[[int, dict], str | None] | None = None
+    needs_seq_len: bool = False  # constructor takes `seq_len` (e.g. token-mixing MLPs)
+    # False for FFT-based forms: causal in exact arithmetic, but in floating point a later input
+    # moves earlier outputs by rounding (~1e-16 relative). Tests then bound the leak instead of
+    # requiring bit-identical outputs.
+    exact_causal: bool = True
+    doc: str = ""
+
+    @property
+    def is_token_mixer(self) -> bool:
+        return self.category in TOKEN_CATEGORIES
+
+    def resolve(self, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Full hyperparameters in declared order, defaults filled in; raises KeyError/ValueError."""
+        unknown = set(hparams) - set(self.hparams)
+        if unknown:
+            raise KeyError(f"{self.name} has no hyperparameter {sorted(unknown)[0]!r}")
+        out = {}
+        for key, choices in self.hparams.items():
+            value = hparams.get(key, self.defaults.get(key, choices[0]))
+            if value not in choices:
+                raise ValueError(f"{self.name}: {key}={value!r} is not one of {list(choices)}")
+            out[key] = value
+        return out
+
+    def check_dim(self, dim: int, hparams: dict[str, Any]) -> str | None:
+        return self.validate(dim, hparams) if self.validate else None
+
+    def state(self, dim: int, seq_len: int, hparams: dict[str, Any]) -> int:
+        return self.state_size(dim, seq_len, hparams) if self.state_size else 0
+
+    def extra_flops(self, dim: int, seq_len: int, hparams: dict[str, Any]) -> int:
+        return self.seq_flops(dim, seq_len, hparams) if self.seq_flops else 0
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+_LOADED = False
+
+
+def register(
+    name: str,
+    *,
+    category: str,
+    cost: str = "L",
+    hparams: dict[str, tuple] | None = None,
+    defaults: dict[str, Any] | None = None,
+    causal: bool = True,
+    noncausal: bool = True,
+    state_size: Callable[[int, int, dict], int] | None = None,
+    seq_flops: Callable[[int, int, dict], int] | None = None,
+    validate: Callable[[int, dict], str | None] | None = None,
+    needs_seq_len: bool = False,
+    exact_causal: bool = True,
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that adds a primitive to the registry under `name`."""
+
+    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
+            raise ValueError(f"primitive {name!r} is registered twice")
+        hp = {k: tuple(v) for k, v in (hparams or {}).items()}
+        dflt = dict(defaults or {})
+        for key, value in dflt.items():
+            if key not in hp or value not in hp[key]:
+                raise ValueError(f"{name}: default {key}={value!r} is not among its choices")
+        _REGISTRY[name] = OpSpec(
+            name=name, cls=cls, category=category, cost=cost, hparams=hp, defaults=dflt,
+            causal=causal, noncausal=noncausal, state_size=state_size, seq_flops=seq_flops,
+            validate=validate, needs_seq_len=needs_seq_len,
+            exact_causal=exact_causal, doc=(cls.__doc__ or "").strip().split("\n")[0],
+        )
+        cls.op_name = name
+        return cls
+
+    return wrap
+
+
+def _load_all() -> None:
+    """Import every module of einsearch.ops so that their decorators run."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import einsearch.ops as pkg
+
+    for info in pkgutil.walk_packages(pkg.__path__, prefix="einsearch.ops."):
+        importlib.import_module(info.name)
+
+
+def list_ops(category: str | None = None) -> list[OpSpec]:
+    """All registered primitives (optionally one category), sorted by name."""
+    _load_all()
+    specs = sorted(_REGISTRY.values(), key=lambda s: s.name)
+    return [s for s in specs if category is None or s.category == category]
+
+
+def get_op(name: str) -> OpSpec:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown primitive {name!r}") from None
+
+
+def create(name: str, dim: int, causal: bool = False, seq_len: int | None = None, **hparams: Any) -> nn.Module:
+    """Build primitive `name` for width `dim`; hyperparameters not given take their defaults.
+
+    `seq_len` is passed on only to primitives registered with needs_seq_len=True.
+    """
+    spec = get_op(name)
+    if causal and not spec.causal:
+        raise ValueError(f"{name} cannot run in causal mode")
+    if not causal and not spec.noncausal:
+        raise ValueError(f"{name} runs in causal mode only")
+    hp = spec.resolve(hparams)
+    problem = spec.check_dim(dim, hp)
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+    if spec.needs_seq_len:
+        if seq_len is None:
+            raise ValueError(f"{name} needs the sequence length")
+        return spec.cls(dim=dim, causal=causal, seq_len=seq_len, **hp)
+    return spec.cls(dim=dim, causal=causal, **hp)
+
+
+@functools.lru_cache(maxsize=65536)
+def _count_params(name: str, dim: int, causal: bool, seq_len: int | None, hp_items: tuple) -> int:
+    # Built on the meta device: exact counts without allocating or initialising weights.
+    with torch.device("meta"):
+        module = create(name, dim, causal=causal, seq_len=seq_len, **dict(hp_items))
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_params(name: str, dim: int, causal: bool, hparams: dict[str, Any], seq_len: int | None = None) -> int:
+    """Exact parameter count of a primitive (cached)."""
+    spec = get_op(name)
+    return _count_params(name, dim, causal, seq_len if spec.needs_seq_len else None,
+                         tuple(spec.resolve(hparams).items()))
+
+
+def aux_loss(model: nn.Module) -> torch.Tensor | None:
+    """Sum of the auxiliary losses (MoE balancing, routing commitment) set by the last forward.
+
+    The one uniform convention: a primitive with an auxiliary loss stores it, as a scalar tensor,
+    in its attribute `aux_loss` during forward (None when it has none).
+    """
+    total = None
+    for module in model.modules():
+        loss = getattr(module, "aux_loss", None)
+        if isinstance(loss, torch.Tensor):
+            total = loss if total is None else total + loss
+    return total

@@ -1,0 +1,75 @@
+import random
+
+import pytest
+
+from einsearch import check, parse, sample
+from einsearch.evaluators import get_task
+from einsearch.grammar.mutate import change_hparam, crossover, resample, subtrees
+from einsearch.grammar.sampler import Limits
+
+TASK = get_task("toy-causal")
+LIMITS = Limits(max_params=150_000, max_blocks=6)
+
+
+@pytest.fixture(scope="module")
+def population():
+    return sample(80, seed=11, task=TASK, max_params=LIMITS.max_params, max_blocks=LIMITS.max_blocks)
+
+
+def _valid(arch):
+    assert parse(str(arch)) == arch
+    report = check(arch, TASK)
+    assert report.params <= LIMITS.max_params and report.blocks <= LIMITS.max_blocks
+
+
+def test_subtrees_are_typed_and_addressable(population):
+    for arch in population[:20]:
+        subs = subtrees(arch, TASK, LIMITS)
+        assert subs and all(s.path for s in subs)
+        kinds = {s.slot.kind for s in subs}
+        assert "stage" in kinds and "layer" in kinds
+
+
+def test_resample_every_subtree_stays_valid(population):
+    rng = random.Random(0)
+    for arch in population:
+        for sub in subtrees(arch, TASK, LIMITS):
+            _valid(resample(arch, TASK, rng, LIMITS, sub))
+
+
+def test_resample_changes_something(population):
+    rng = random.Random(1)
+    changed = sum(resample(a, TASK, rng, LIMITS) != a for a in population)
+    assert changed > len(population) // 2
+
+
+def test_change_hparam(population):
+    rng = random.Random(2)
+    done = 0
+    for arch in population:
+        child = change_hparam(arch, TASK, rng, LIMITS)
+        if child is None:
+            continue
+        done += 1
+        _valid(child)
+        assert child != arch and child.dim == arch.dim
+        diff = [(x, y) for x, y in zip(arch.root.walk(), child.root.walk()) if x != y and not x.children]
+        assert len(diff) == 1 and diff[0][0].kind == "op"
+    assert done > 0
+
+
+def test_crossover(population):
+    rng = random.Random(3)
+    made = 0
+    for a, b in zip(population, population[1:]):
+        child = crossover(a, b, TASK, rng, LIMITS)
+        if child is not None:
+            made += 1
+            _valid(child)
+    assert made > 0
+
+
+def test_mixed_depth_mod_slots_respect_types():
+    arch = parse("net(64, block(pre:rms, compose(seq(linear(2), act(gelu), linear(1)))))")
+    slots = {s.path: s.slot for s in subtrees(arch, TASK, LIMITS)}
+    assert slots[(0, 0, 0, 0)].w_out == 2 and slots[(0, 0, 0, 1)].w_in == 2

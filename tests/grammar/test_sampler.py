@@ -1,0 +1,108 @@
+import random
+
+import pytest
+import torch
+
+from einsearch import ArchError, build, check, parse, sample
+from einsearch.evaluators import get_task
+from einsearch.grammar.parser import grammar_parser
+from einsearch.grammar.sampler import Limits, Sampler, load_weights
+from einsearch.ops import list_ops
+
+
+@pytest.fixture(scope="module")
+def causal_samples():
+    return sample(10_000, seed=0, task="toy-causal")
+
+
+def test_ten_thousand_samples_round_trip_and_check(causal_samples):
+    task = get_task("toy-causal")
+    for arch in causal_samples:
+        assert parse(str(arch)) == arch
+        report = check(arch, task)
+        assert report.causal and 1 <= report.depth <= 8
+
+
+def test_two_hundred_build_and_train_a_step(causal_samples):
+    rng = random.Random(1)
+    task = get_task("toy-causal")
+    torch.manual_seed(0)
+    for arch in rng.sample(causal_samples, 200):
+        model = build(arch, task)
+        assert sum(p.numel() for p in model.parameters()) == check(arch, task).params, str(arch)
+        out = model(task.example_input(2))
+        assert out.shape == task.output_shape(2), str(arch)
+        out.float().pow(2).mean().backward()
+
+
+def test_noncausal_task_samples_build():
+    task = get_task("toy-classify")
+    archs = sample(300, seed=3, task=task)
+    for arch in archs[:60]:
+        model = build(arch, task)
+        assert model(task.example_input(3)).shape == (3, 4)
+        assert sum(p.numel() for p in model.parameters()) == check(arch, task).params
+
+
+def test_seeded_sampling_is_reproducible():
+    a = [str(x) for x in sample(50, seed=7, task="toy-causal")]
+    b = [str(x) for x in sample(50, seed=7, task="toy-causal")]
+    c = [str(x) for x in sample(50, seed=8, task="toy-causal")]
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("budget", [30_000, 100_000, 1_000_000])
+def test_parameter_budget_is_respected(budget):
+    task = get_task("toy-causal")
+    archs = sample(300, seed=budget, task=task, max_params=budget, max_blocks=4)
+    for arch in archs:
+        report = check(arch, task)
+        assert report.params <= budget and report.blocks <= 4
+
+
+def test_budget_below_stem_is_a_clear_error():
+    with pytest.raises(ArchError, match="max_params"):
+        sample(1, seed=0, task="toy-causal", max_params=100)
+
+
+def test_causal_task_never_gets_noncausal_pieces(causal_samples):
+    noncausal_ops = {s.name for s in list_ops() if not s.causal}
+    for arch in causal_samples:
+        kinds = {n.kind for n in arch.root.walk()}
+        assert "permute" not in kinds
+        assert not noncausal_ops & set(arch.ops())
+
+
+def test_weights_match_the_grammar():
+    """Every weight table names alternatives the .lark grammar has, and vice versa."""
+    weights = load_weights()
+    rules: dict[str, set[str]] = {}
+    for rule in grammar_parser().rules:
+        origin = rule.origin.name.lstrip("_?")
+        alias = rule.alias or (rule.expansion[0].name if len(rule.expansion) == 1 else None)
+        if alias:
+            rules.setdefault(origin, set()).add(str(alias))
+    assert set(weights["norm"]) == rules["norm"]
+    assert set(weights["mod"]) == rules["mod"]
+    assert set(weights["stage"]) == rules["stage"]
+    assert {"op_call", "parallel", "compose"} == rules["layer"]
+    terminals = {t.name: t.pattern.value for t in grammar_parser().terminals}
+    for name in ("PLACEMENT", "NORMKIND", "AGG", "SCORE", "ACT"):
+        for word in weights[name]:
+            assert word in terminals[name], (name, word)
+    for name in ("token_mixer.category", "channel_mixer.category"):
+        assert all(w > 0 for w in weights[name].values())
+
+
+def test_expected_mod_branching_is_subcritical():
+    w = load_weights()["mod"]
+    total = sum(w.values())
+    children = {"seq": 2, "branch": 2, "split": 2, "attend": 3, "permute": 1}
+    assert sum(w[k] * n for k, n in children.items()) / total < 1
+
+
+def test_sampling_terminates_with_tight_limits():
+    sampler = Sampler(get_task("toy-classify"), Limits(max_params=20_000, max_blocks=1, max_mod_depth=1))
+    rng = random.Random(0)
+    for _ in range(200):
+        sampler.net(rng)

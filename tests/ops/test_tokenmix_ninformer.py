@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from einsearch.ops import create
+from tests.ops.test_conv_checks import assert_causal, assert_matches_reference, linear
+from tests.ops.test_conv_convmixer import gelu, layer_norm
+from tests.ops.test_tokenmix_mlp_mixer import ref_token_mlp
+
+SEQ_LEN = 9
+SHAPES = [(2, 1), (2, 5), (1, 9)]
+
+
+def reference(module, x):
+    m = x + ref_token_mlp(module.token_mlp, layer_norm(x, module.token_norm), module.causal)
+    gate = m + linear(gelu(linear(layer_norm(m, module.channel_norm), module.channel_in)), module.channel_out)
+    return linear(x, module.proj) * gate
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("expansion,channel_expansion", [(0.5, 1), (1, 2), (2, 4)])
+def test_matches_reference(causal, expansion, channel_expansion):
+    torch.manual_seed(0)
+    module = create("ninformer", 6, causal=causal, seq_len=SEQ_LEN, expansion=expansion,
+                    channel_expansion=channel_expansion)
+    assert_matches_reference(module, reference, 6, SHAPES)
+
+
+def test_causal():
+    torch.manual_seed(0)
+    module = create("ninformer", 6, causal=True, seq_len=SEQ_LEN)
+    for t in (0, 5):
+        assert_causal(module, 6, length=SEQ_LEN, t=t)
