@@ -1,0 +1,178 @@
+"""Chunked scans shared by the recurrent (linear-attention / delta-rule) primitives.
+
+Shapes: q, k (B, H, L, dk); v (B, H, L, dv); state S (B, H, dk, dv); outputs o_t = S_t^T q_t.
+Each scan pads L to a multiple of the chunk with "do nothing" steps (k = v = 0, decay 1), computes
+everything inside a chunk with matrix products, and carries S across chunks (a loop over chunks,
+never over positions). All decay factors that are exponentiated are differences of cumulative log
+decays taken in the direction that makes them <= 1, so nothing overflows in float32 (see
+`gated_scan` for the one place where a bounded factor > 1 remains).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# gated_scan factorises decays over sub-blocks of at most this many steps ...
+SUB_BLOCK = 16
+# ... so it needs log decays >= MIN_LOG_DECAY per step: exp(16 * 5) = e^80 is far from fp32 overflow.
+MIN_LOG_DECAY = -5.0
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, L, H*d) -> (B, H, L, d)."""
+    b, length, width = x.shape
+    return x.view(b, length, heads, width // heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, L, d) -> (B, L, H*d)."""
+    b, h, length, d = x.shape
+    return x.transpose(1, 2).reshape(b, length, h * d)
+
+
+def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(B, H, L, ...) -> (B, H, n, chunk, ...), zero-padded at the end."""
+    length = x.shape[2]
+    n = math.ceil(length / chunk)
+    pad = n * chunk - length
+    if pad:
+        widths = [0, 0] * (x.dim() - 3) + [0, pad]
+        x = F.pad(x, widths)
+    return x.view(*x.shape[:2], n, chunk, *x.shape[3:])
+
+
+def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, H, n, chunk, d) -> (B, H, L, d)."""
+    return x.flatten(2, 3)[:, :, :length]
+
+
+def _zero_state(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return q.new_zeros(q.shape[0], q.shape[1], q.shape[-1], v.shape[-1])
+
+
+def _decay_matrix(b: torch.Tensor, strict: bool = False) -> torch.Tensor:
+    """exp(b_i - b_j) for j <= i (j < i if strict), else 0: b (..., C) -> (..., C, C)."""
+    size = b.shape[-1]
+    keep = torch.ones(size, size, dtype=torch.bool, device=b.device).tril(-1 if strict else 0)
+    diff = b[..., :, None] - b[..., None, :]
+    return torch.exp(diff.masked_fill(~keep, float("-inf")))
+
+
+def scalar_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor | None,
+                chunk: int, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """S_t = exp(log_decay_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, decay a scalar per head and step.
+
+    log_decay (B, H, L) <= 0, or None for no decay (plain linear attention: prefix sums, no loop).
+    Returns o (B, H, L, dv) and the final state (B, H, dk, dv).
+    """
+    length = q.shape[2]
+    s0 = _zero_state(q, v) if state is None else state
+    qc, kc, vc = (_to_chunks(t, chunk) for t in (q, k, v))  # (B, H, n, C, d)
+    scores = qc @ kc.transpose(-1, -2)  # (B, H, n, C, C)
+    if log_decay is None:
+        intra = scores.tril() @ vc
+        kv = kc.transpose(-1, -2) @ vc  # (B, H, n, dk, dv): each chunk's own sum of k v^T
+        # state before each chunk: an exclusive prefix sum (cumsum - kv would leak later chunks' rounding)
+        states = s0.unsqueeze(2) + F.pad(kv.cumsum(2)[:, :, :-1], (0, 0, 0, 0, 1, 0))  # (B, H, n, dk, dv)
+        out = intra + qc @ states
+        return _from_chunks(out, length), s0 + kv.sum(2)
+    b = _to_chunks(log_decay, chunk).cumsum(-1)  # (B, H, n, C): cumulative log decay inside the chunk
+    intra = (scores * _decay_matrix(b)) @ vc
+    total = b[..., -1:]  # (B, H, n, 1)
+    kv = (kc * torch.exp(total - b).unsqueeze(-1)).transpose(-1, -2) @ vc  # decayed to chunk end
+    states, s = [], s0
+    for kv_c, g_c in zip(kv.unbind(2), torch.exp(total).unbind(2)):
+        states.append(s)
+        s = g_c.unsqueeze(-1) * s + kv_c
+    inter = (qc * torch.exp(b).unsqueeze(-1)) @ torch.stack(states, 2)
+    return _from_chunks(intra + inter, length), s
+
+
+def _gated_intra(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Causal intra-chunk scores sum_d q_id k_jd exp(b_id - b_jd) (j <= i): (..., C, dk) -> (..., C, C).
+
+    Sub-blocks of s steps: across blocks (key block J before query block I) the decay splits into
+    three factors, each <= 1: exp(b_i - b_startI), exp(b_startI - b_endJ), exp(b_endJ - b_j). Within
+    a block it splits about the block start; the key factor exp(b_start - b_j) <= e^(s |MIN_LOG_DECAY|).
+    """
+    size, dk = q.shape[-2], q.shape[-1]
+    s = min(SUB_BLOCK, size)
+    m = size // s
+    qs, ks, bs = (t.view(*t.shape[:-2], m, s, dk) for t in (q, k, b))  # (..., m, s, dk)
+    b_end = bs[..., -1, :]  # (..., m, dk): cumulative decay at each block's last step
+    b_start = torch.cat([torch.zeros_like(b_end[..., :1, :]), b_end[..., :-1, :]], dim=-2)
+    q_in = qs * torch.exp(bs - b_start.unsqueeze(-2))
+    k_diag = ks * torch.exp(b_start.unsqueeze(-2) - bs)
+    diag = (q_in @ k_diag.transpose(-1, -2)).tril()  # (..., m, s, s)
+    eye = torch.eye(m, dtype=q.dtype, device=q.device)
+    scores = torch.einsum("...Iij,IJ->...IiJj", diag, eye)  # block diagonal, (..., m, s, m, s)
+    if m > 1:
+        k_out = ks * torch.exp(b_end.unsqueeze(-2) - bs)
+        later = torch.ones(m, m, dtype=torch.bool, device=q.device).tril(-1)  # I > J
+        gap = b_start.unsqueeze(-2) - b_end.unsqueeze(-3)  # (..., I, J, dk)
+        gap = torch.exp(gap.masked_fill(~later[..., None], float("-inf")))
+        q_gap = q_in.unsqueeze(-3) * gap.unsqueeze(-2)  # (..., I, J, s, dk)
+        off = q_gap @ k_out.unsqueeze(-4).transpose(-1, -2)  # (..., I, J, s, s)
+        scores = scores + off.transpose(-3, -2)
+    return scores.reshape(*q.shape[:-2], size, size)
+
+
+def gated_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: torch.Tensor,
+               chunk: int, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """GLA recurrence S_t = diag(alpha_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t (alpha per key channel).
+
+    log_alpha (B, H, L, dk) must lie in [MIN_LOG_DECAY, 0] (callers clamp). Returns o (B, H, L, dv)
+    and the final state (B, H, dk, dv).
+    """
+    length = q.shape[2]
+    s0 = _zero_state(q, v) if state is None else state
+    qc, kc, vc = (_to_chunks(t, chunk) for t in (q, k, v))
+    b = _to_chunks(log_alpha, chunk).cumsum(-2)  # (B, H, n, C, dk)
+    intra = _gated_intra(qc, kc, b) @ vc
+    total = b[..., -1:, :]  # (B, H, n, 1, dk)
+    kv = (kc * torch.exp(total - b)).transpose(-1, -2) @ vc  # (B, H, n, dk, dv)
+    states, s = [], s0
+    for kv_c, g_c in zip(kv.unbind(2), torch.exp(total).unbind(2)):
+        states.append(s)
+        s = g_c.transpose(-1, -2) * s + kv_c
+    inter = (qc * torch.exp(b)) @ torch.stack(states, 2)
+    return _from_chunks(intra + inter, length), s
+
+
+def delta_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
+               log_decay: torch.Tensor | None, chunk: int,
+               state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Gated) delta rule S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T, o_t = S_t^T q_t.
+
+    beta (B, H, L); log_decay = log a_t (B, H, L) <= 0, or None for a = 1 (DeltaNet).
+    Per chunk (UT transform): with g_i = prod_{s<=i} a_s inside the chunk, the new values
+    W = (I + strict_tril(diag(beta) (K K^T o G)))^-1 (diag(beta) V - diag(beta g) K S_0), G_ij = g_i/g_j,
+    turn the chunk into a decayed linear attention with values W. The triangular solves run for all
+    chunks at once; only W's dependence on S_0 is left to the loop over chunks.
+    """
+    length = q.shape[2]
+    s0 = _zero_state(q, v) if state is None else state
+    qc, kc, vc = (_to_chunks(t, chunk) for t in (q, k, v))  # (B, H, n, C, d)
+    betac = _to_chunks(beta, chunk).unsqueeze(-1)  # (B, H, n, C, 1)
+    if log_decay is None:
+        b = torch.zeros_like(betac.squeeze(-1))
+    else:
+        b = _to_chunks(log_decay, chunk).cumsum(-1)  # (B, H, n, C)
+    decay_incl, decay_strict = _decay_matrix(b), _decay_matrix(b, strict=True)
+    lower = torch.eye(chunk, dtype=q.dtype, device=q.device) + betac * (kc @ kc.transpose(-1, -2)) * decay_strict
+    g = torch.exp(b).unsqueeze(-1)  # (B, H, n, C, 1)
+    rhs = torch.cat([betac * vc, betac * g * kc], dim=-1)
+    solved = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
+    u, wk = solved.split([v.shape[-1], k.shape[-1]], dim=-1)  # (B, H, n, C, dv), (B, H, n, C, dk)
+    scores = (qc @ kc.transpose(-1, -2)) * decay_incl  # (B, H, n, C, C)
+    q_dec = qc * g
+    total = b[..., -1:].unsqueeze(-1)  # (B, H, n, 1, 1)
+    k_dec = kc * torch.exp(total - b.unsqueeze(-1))
+    outs, s = [], s0
+    for u_c, wk_c, sc_c, qd_c, kd_c, t_c in zip(*(t.unbind(2) for t in (u, wk, scores, q_dec, k_dec, total))):
+        w = u_c - wk_c @ s  # (B, H, C, dv)
+        outs.append(qd_c @ s + sc_c @ w)
+        s = torch.exp(t_c) * s + kd_c.transpose(-1, -2) @ w
+    return _from_chunks(torch.stack(outs, 2), length), s
