@@ -1,0 +1,321 @@
+"""Mixer benchmark: forward+backward time and peak memory of every registered primitive.
+
+Writes the "Ops" section of bench/RESULTS.md (replacing only that section):
+- every token and channel mixer at D=128, B=8, L in {256, 1024, 4096}, defaults, causal mode where
+  the primitive has one; median wall time of forward+backward; peak memory; the growth exponent in
+  L (least-squares slope of log time against log L);
+- recurrent/SSM families: the chunked forward+backward against a step-by-step reference (the
+  module's own `step` in a Python loop over L, forward only, under no_grad; a loop with backward
+  would be slower still, so the ratio is conservative) at L=1024;
+- recurrent (chunked linear-attention) families against the registered softmax `attention`
+  (PyTorch's scaled_dot_product_attention, same defaults) at L=512, forward+backward.
+
+Peak memory. CUDA: torch.cuda.max_memory_allocated above the allocation before the run. CPU: peak
+resident set size (RSS, /proc/self/statm sampled every ~1 ms by a thread) above the RSS before the
+run; the script re-executes itself with glibc's MALLOC_MMAP_THRESHOLD_ fixed at 64 KiB so that
+freed tensors go back to the OS and RSS follows the live tensors. It includes kernel scratch
+buffers and can miss peaks shorter than the sampling interval.
+
+    python bench/ops.py                      # full run (minutes)
+    python bench/ops.py --quick --ops mlp --out /tmp/x.md
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import math
+import os
+import platform
+import re
+import signal
+import statistics
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from einsearch.ops import aux_loss, create, get_op, list_ops
+from einsearch.ops.registry import OpSpec
+
+log = logging.getLogger("bench.ops")
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADING = "## Ops (bench/ops.py)"
+MMAP_THRESHOLD = "65536"
+STEP_FAMILIES = ("recurrent", "ssm")
+LINEAR_ATTENTION_FAMILY = "recurrent"
+SDPA_OP = "attention"
+
+
+class Timeout(Exception):
+    pass
+
+
+@contextmanager
+def deadline(seconds: float):
+    """Raise Timeout in this (main) thread after `seconds` (checked between Python bytecodes)."""
+    def on_alarm(signum, frame):
+        raise Timeout()
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class RssPeak:
+    """Peak resident set size above the starting RSS, sampled by a thread (Linux /proc)."""
+
+    def __init__(self, interval: float = 0.001):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss() - self.base)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "RssPeak":
+        self.base = self._rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss() - self.base)
+
+
+def fwd_bwd(module: torch.nn.Module, x: torch.Tensor, device: str) -> None:
+    module.zero_grad(set_to_none=True)
+    xi = x.detach().requires_grad_()
+    y = module(xi)
+    loss = y.pow(2).mean()
+    extra = aux_loss(module)
+    if extra is not None:
+        loss = loss + extra
+    loss.backward()
+    sync(device)
+
+
+def time_call(fn, max_seconds: float, reps: int = 5) -> float:
+    """Median seconds of fn() after one warm-up; fewer reps when slow; Timeout past the cap."""
+    with deadline(max_seconds):
+        start = time.perf_counter()
+        fn()  # warm-up (allocator, lazy init)
+        warm = time.perf_counter() - start
+    times = []
+    spent = 0.0
+    while len(times) < reps and (len(times) < 1 or spent + warm < max_seconds):
+        with deadline(max_seconds):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return statistics.median(times)
+
+
+def peak_memory(fn, device: str) -> int:
+    """Bytes above the baseline at the peak of one call of fn()."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        return torch.cuda.max_memory_allocated() - base
+    if not Path("/proc/self/statm").exists():
+        return -1
+    with RssPeak() as rss:
+        fn()
+    return rss.peak
+
+
+def build(spec: OpSpec, dim: int, seq_len: int, device: str) -> torch.nn.Module:
+    causal = spec.causal  # causal mode where the primitive has one (language modelling)
+    torch.manual_seed(0)
+    return create(spec.name, dim, causal=causal, seq_len=seq_len).to(device).train()
+
+
+def measure_op(spec: OpSpec, dim: int, batch: int, lengths: list[int], device: str,
+               max_seconds: float) -> dict:
+    """{L: (seconds or None for timeout/error, peak bytes, note)}; longer L skipped after a timeout."""
+    row, stop = {}, None
+    for length in lengths:
+        if stop:
+            row[length] = (None, None, stop)
+            continue
+        try:
+            module = build(spec, dim, length, device)
+            x = torch.randn(batch, length, dim, device=device)
+            seconds = time_call(lambda: fwd_bwd(module, x, device), max_seconds)
+            row[length] = (seconds, peak_memory(lambda: fwd_bwd(module, x, device), device), "")
+        except Timeout:
+            stop = "timeout"
+            row[length] = (None, None, stop)
+        except (RuntimeError, ValueError, MemoryError) as err:  # report, keep benchmarking the others
+            log.warning("%s at L=%d failed: %s", spec.name, length, err)
+            stop = "error"
+            row[length] = (None, None, stop)
+        log.info("%s L=%d: %s", spec.name, length, row[length])
+    return row
+
+
+def growth_exponent(row: dict) -> float | None:
+    """Least-squares slope of log(time) against log(L) over the measured lengths."""
+    points = [(math.log(length), math.log(t)) for length, (t, _, _) in row.items() if t]
+    if len(points) < 2:
+        return None
+    mx = sum(p[0] for p in points) / len(points)
+    my = sum(p[1] for p in points) / len(points)
+    return sum((a - mx) * (b - my) for a, b in points) / sum((a - mx) ** 2 for a, _ in points)
+
+
+def step_loop(module: torch.nn.Module, x: torch.Tensor, device: str) -> None:
+    """The recurrent reference: module.step over positions, forward only, no_grad."""
+    with torch.no_grad():
+        state = module.init_state(x.shape[0], device=x.device, dtype=x.dtype)
+        for x_t in x.unbind(1):
+            _, state = module.step(x_t, state)
+    sync(device)
+
+
+def compare_step(spec: OpSpec, dim: int, batch: int, length: int, device: str, max_seconds: float) -> tuple:
+    """(chunked fwd+bwd seconds, step loop seconds) or None entries on timeout."""
+    module = build(spec, dim, length, device)
+    x = torch.randn(batch, length, dim, device=device)
+    out = []
+    for fn in (lambda: fwd_bwd(module, x, device), lambda: step_loop(module, x, device)):
+        try:
+            out.append(time_call(fn, max_seconds, reps=3))
+        except Timeout:
+            out.append(None)
+    return tuple(out)
+
+
+def fmt_ms(seconds: float | None, note: str = "") -> str:
+    return f"{1000 * seconds:,.1f}" if seconds else (note or "-")
+
+
+def fmt_mib(nbytes: int | None) -> str:
+    return "-" if nbytes is None or nbytes < 0 else f"{nbytes / 2**20:,.1f}"
+
+
+def machine_line(device: str) -> str:
+    where = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or platform.machine()}"
+    return (f"{datetime.date.today()}; {platform.platform()}; {os.cpu_count()} CPUs; {where}; "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads; device {device}")
+
+
+def report(device: str, cfg: argparse.Namespace, specs: list[OpSpec], rows: dict, steps: dict,
+           vs_sdpa: dict) -> list[str]:
+    lines = [f"### {device}", "", machine_line(device) + ".", "",
+             f"D={cfg.dim}, B={cfg.batch}, defaults, causal mode where available, fp32; median "
+             f"forward+backward ms; peak memory MiB ({'CUDA allocated' if device == 'cuda' else 'RSS growth'}); "
+             f"cap {cfg.max_seconds:g} s per measurement.", ""]
+    head = "| op | category | cost | " + " | ".join(f"L={n} ms | L={n} MiB" for n in cfg.lengths) + " | exponent |"
+    lines += [head, "|" + "---|" * (4 + 2 * len(cfg.lengths))]
+    for spec in specs:
+        row = rows[spec.name]
+        cells = " | ".join(f"{fmt_ms(t, note)} | {fmt_mib(m)}" for t, m, note in row.values())
+        exponent = growth_exponent(row)
+        lines.append(f"| {spec.name} | {spec.category} | {spec.cost} | {cells} | "
+                     f"{'-' if exponent is None else f'{exponent:.2f}'} |")
+    if steps:
+        lines += ["", f"Chunked forward+backward vs step-by-step reference (`step` loop, forward only, "
+                  f"no_grad) at L={cfg.step_len}:", "", "| op | chunked ms | step loop ms | speed-up |",
+                  "|---|---|---|---|"]
+        for name, (fast, slow) in steps.items():
+            ratio = f"{slow / fast:.1f}x" if fast and slow else ("> cap" if fast else "-")
+            lines.append(f"| {name} | {fmt_ms(fast, 'timeout')} | {fmt_ms(slow, 'timeout')} | {ratio} |")
+    if vs_sdpa:
+        vs_sdpa = dict(vs_sdpa)
+        base = vs_sdpa.pop(SDPA_OP, None)
+        lines += ["", f"Recurrent (chunked) families vs `{SDPA_OP}` (SDPA) at L={cfg.sdpa_len}, "
+                  f"forward+backward (SDPA: {fmt_ms(base, 'n/a')} ms):", "",
+                  "| op | ms | time / SDPA |", "|---|---|---|"]
+        for name, seconds in vs_sdpa.items():
+            ratio = f"{seconds / base:.2f}" if seconds and base else "-"
+            lines.append(f"| {name} | {fmt_ms(seconds, 'timeout')} | {ratio} |")
+    return lines
+
+
+def run_device(device: str, cfg: argparse.Namespace, specs: list[OpSpec]) -> list[str]:
+    rows = {s.name: measure_op(s, cfg.dim, cfg.batch, cfg.lengths, device, cfg.max_seconds) for s in specs}
+    steps = {}
+    for spec in specs:
+        if spec.category in STEP_FAMILIES and spec.causal and hasattr(spec.cls, "step"):
+            steps[spec.name] = compare_step(spec, cfg.dim, cfg.batch, cfg.step_len, device, cfg.max_seconds)
+    vs_sdpa = {}
+    if any(s.category == LINEAR_ATTENTION_FAMILY for s in specs):
+        for spec in [get_op(SDPA_OP)] + [s for s in specs if s.category == LINEAR_ATTENTION_FAMILY]:
+            row = measure_op(spec, cfg.dim, cfg.batch, [cfg.sdpa_len], device, cfg.max_seconds)
+            vs_sdpa[spec.name] = row[cfg.sdpa_len][0]
+        log.info("vs SDPA: %s", vs_sdpa)
+    return report(device, cfg, specs, rows, steps, vs_sdpa)
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace (or append) this benchmark's section, leaving the other sections alone."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = re.compile(re.escape(HEADING) + r".*?(?=\n## |\Z)", re.S)
+    old = section.sub("", old).rstrip() + "\n\n"
+    path.write_text(old + text.strip() + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    parser.add_argument("--ops", default="", help="comma-separated subset of primitives")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="cap per measurement")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-cuda", action="store_true")
+    cfg = parser.parse_args(argv)
+    if cfg.quick:
+        cfg.dim, cfg.batch, cfg.lengths, cfg.step_len, cfg.sdpa_len = 32, 2, [32, 64, 128], 64, 64
+    else:
+        cfg.dim, cfg.batch, cfg.lengths, cfg.step_len, cfg.sdpa_len = 128, 8, [256, 1024, 4096], 1024, 512
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and sys.platform.startswith("linux"):
+        # so that RSS follows live tensors (see the module docstring); glibc reads it at start-up
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  {**os.environ, "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD})
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = parse_args(argv)
+    torch.set_num_threads(cfg.threads)
+    wanted = [n for n in cfg.ops.split(",") if n]
+    specs = list_ops()
+    unknown = set(wanted) - {s.name for s in specs}
+    if unknown:
+        raise SystemExit(f"unknown primitive(s) in --ops: {', '.join(sorted(unknown))}")
+    specs = [s for s in specs if not wanted or s.name in wanted]
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not cfg.no_cuda else [])
+    lines = [HEADING, ""]
+    for device in devices:
+        lines += run_device(device, cfg, specs) + [""]
+    if cfg.quick:
+        lines.insert(2, "Quick run (tiny sizes: a smoke test, not a measurement).\n")
+    write_section(cfg.out, "\n".join(lines))
+    log.info("wrote %s", cfg.out)
+
+
+if __name__ == "__main__":
+    main()

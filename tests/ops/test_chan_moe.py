@@ -1,0 +1,172 @@
+"""MoE FFN: a dense loop over experts written here, identities, balancing, causality."""
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+from einsearch.ops import aux_loss, create
+from einsearch.ops.chan_mlp import GLU
+from einsearch.ops.chan_moe import MoE
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+
+
+def swiglu_ref(x: torch.Tensor, w1: torch.Tensor, w3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    """x (N, D), w1/w3 (D, H), w2 (H, D)."""
+    a = x @ w1
+    return (a / (1 + torch.exp(-a)) * (x @ w3)) @ w2
+
+
+def moe_ref(moe: MoE, x: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every expert on every token, weighted by its gate (0 where not chosen). Returns (y, aux)."""
+    batch, length, dim = x.shape
+    tokens = x.reshape(-1, dim)
+    logits = tokens @ moe.router.weight.T  # (N, E)
+    if moe.router_kind == "softmax":
+        e = torch.exp(logits - logits.max(-1, keepdim=True).values)
+        scores = e / e.sum(-1, keepdim=True)
+        select_by = scores.detach()
+    else:
+        scores = 1 / (1 + torch.exp(-logits))
+        select_by = scores.detach() + bias
+    chosen = select_by.argsort(-1, descending=True)[:, : moe.top_k]  # (N, k)
+    picked = scores.gather(-1, chosen)
+    gates = picked / picked.sum(-1, keepdim=True) if moe.top_k > 1 else picked
+    y = torch.zeros_like(tokens)
+    for expert in range(moe.experts):
+        weight = (gates * (chosen == expert)).sum(-1)  # (N,)
+        y = y + weight[:, None] * swiglu_ref(tokens, moe.w1[expert], moe.w3[expert], moe.w2[expert])
+    if moe.shared is not None:
+        s = moe.shared
+        y = y + swiglu_ref(tokens, s.w1.weight.T, s.w3.weight.T, s.w2.weight.T)
+    aux = None
+    if moe.router_kind == "softmax":
+        share = torch.stack([(chosen == i).sum() for i in range(moe.experts)]).to(x.dtype) / chosen.numel()
+        aux = 0.01 * moe.experts * (share * scores.mean(0)).sum()
+    return y.view(batch, length, dim), aux
+
+
+COMBOS = list(itertools.product((4, 8), (1, 2), ("softmax", "sigmoid"), (False, True)))
+
+
+@pytest.mark.parametrize("experts,top_k,router,shared", COMBOS)
+def test_sparse_dispatch_equals_dense_loop(experts: int, top_k: int, router: str, shared: bool) -> None:
+    torch.manual_seed(experts * 10 + top_k)
+    moe = create("moe", 16, causal=True, experts=experts, top_k=top_k, router=router,
+                 shared_expert=shared, expand=1).double().train()
+    if router == "sigmoid":  # a nonzero selection bias, so that selection and gating differ
+        moe.select_bias.copy_(0.1 * torch.randn(experts, dtype=torch.float64))
+    params = list(moe.parameters())
+    for batch, length in [(1, 1), (2, 19), (2, 70)]:  # 70 * 2 * k slots span several row blocks
+        x = torch.randn(batch, length, 16, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(batch, length, 16, dtype=torch.float64)
+        bias = moe.select_bias.clone() if router == "sigmoid" else None
+        y_ref, aux_ref = moe_ref(moe, x, bias)
+        y = moe(x)  # train mode: updates the sigmoid router's bias after routing
+        assert rel_err(y, y_ref) < 1e-6
+        loss, loss_ref = (y * weight).sum(), (y_ref * weight).sum()
+        if aux_ref is not None:
+            assert rel_err(moe.aux_loss, aux_ref) < 1e-6
+            loss, loss_ref = loss + moe.aux_loss, loss_ref + aux_ref
+        else:
+            assert moe.aux_loss is None
+        grads = torch.autograd.grad(loss, [x, *params])
+        grads_ref = torch.autograd.grad(loss_ref, [x, *params])
+        for g, g_ref in zip(grads, grads_ref):
+            assert rel_err(g, g_ref) < 1e-6
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_one_expert_equals_dense_swiglu(shared: bool) -> None:
+    torch.manual_seed(0)
+    moe = MoE(24, experts=1, top_k=1, router="softmax", shared_expert=shared, expand=2).double()
+    dense = GLU(24, expand=2, act="swish").double()
+    with torch.no_grad():
+        moe.w1[0].copy_(dense.w1.weight.T)
+        moe.w3[0].copy_(dense.w3.weight.T)
+        moe.w2[0].copy_(dense.w2.weight.T)
+    x = torch.randn(2, 19, 24, dtype=torch.float64)
+    expected = dense(x) + (moe.shared(x) if shared else 0)
+    assert rel_err(moe(x), expected) < 1e-12
+
+
+def _imbalance(moe: MoE, x: torch.Tensor) -> float:
+    """Largest expert load over the mean load, in eval mode (no bias update)."""
+    moe.eval()
+    tokens = x.reshape(-1, x.shape[-1])
+    _, chosen = moe.route(tokens)
+    load = torch.bincount(chosen.flatten(), minlength=moe.experts).double()
+    moe.train()
+    return (load.max() / load.mean()).item()
+
+
+def test_sigmoid_bias_moves_toward_balance() -> None:
+    torch.manual_seed(0)
+    moe = MoE(16, experts=4, top_k=1, router="sigmoid", bias_rate=0.02)
+    direction = torch.randn(16)
+    with torch.no_grad():  # expert 0 favoured by every token
+        moe.router.weight[0] = 2 * direction
+    x = torch.randn(4, 32, 16) + direction
+    before = _imbalance(moe, x)
+    assert before > 2.0  # the setup is skewed
+    router_before = moe.router.weight.detach().clone()
+    moe.train()
+    for _ in range(100):
+        moe(x)
+    after = _imbalance(moe, x)
+    assert after < before / 2
+    assert moe.select_bias[0] < 0  # the overloaded expert is picked less
+    assert torch.equal(moe.router.weight, router_before)  # not by gradient descent
+    assert all(name != "select_bias" for name, _ in moe.named_parameters())
+    bias = moe.select_bias.clone()
+    moe.eval()
+    moe(x)
+    assert torch.equal(moe.select_bias, bias)  # eval forwards leave it alone
+
+
+@pytest.mark.parametrize("router,top_k,shared", [("softmax", 2, False), ("softmax", 1, True),
+                                                 ("sigmoid", 2, True), ("sigmoid", 1, False)])
+def test_per_token_causality(router: str, top_k: int, shared: bool) -> None:
+    """Perturbing position t changes nothing at any other position, bit for bit (float32)."""
+    torch.manual_seed(0)
+    moe = create("moe", 32, causal=True, experts=8, top_k=top_k, router=router,
+                 shared_expert=shared).train()
+    x = torch.randn(2, 45, 32)
+    y = copy.deepcopy(moe)(x)
+    for t in (0, 13, 44):
+        x2 = x.clone()
+        x2[:, t] += 5 * torch.randn(32)  # large enough to reroute position t
+        y2 = copy.deepcopy(moe)(x2)
+        assert torch.equal(y[:, :t], y2[:, :t]) and torch.equal(y[:, t + 1:], y2[:, t + 1:])
+        assert not torch.equal(y[:, t], y2[:, t])
+
+
+def test_aux_loss_in_train_mode_only() -> None:
+    torch.manual_seed(0)
+    moe = create("moe", 32, causal=True, router="softmax")
+    wrapper = torch.nn.Sequential(moe)
+    x = torch.randn(2, 19, 32)
+    moe.train()
+    moe(x)
+    loss = aux_loss(wrapper)
+    assert loss is moe.aux_loss and loss.ndim == 0 and loss.requires_grad
+    loss.backward()
+    assert moe.router.weight.grad.abs().sum() > 0  # the balancing loss trains the router
+    moe.eval()
+    moe(x)
+    assert moe.aux_loss is None and aux_loss(wrapper) is None
+    sigmoid = create("moe", 32, causal=True, router="sigmoid").train()
+    sigmoid(x)
+    assert sigmoid.aux_loss is None  # aux-loss-free balancing
+
+
+def test_constructor_errors() -> None:
+    with pytest.raises(ValueError, match="top_k"):
+        MoE(16, experts=2, top_k=3)
+    with pytest.raises(ValueError, match="router"):
+        MoE(16, router="hash")
