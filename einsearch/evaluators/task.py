@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
+
+from einsearch.plugins import import_submodules
 
 
 class TaskError(ValueError):
@@ -131,14 +132,9 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
 
 def _load_all() -> None:
     global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    import einsearch.evaluators as pkg
-
-    for info in pkgutil.walk_packages(pkg.__path__, prefix="einsearch.evaluators."):
-        if info.name.rsplit(".", 1)[-1].startswith("task"):
-            importlib.import_module(info.name)
+    if not _LOADED:
+        _LOADED = True
+        import_submodules("einsearch.evaluators", keep=lambda name: name.startswith("task"))
 
 
 def list_tasks() -> list[type[Task]]:

@@ -13,19 +13,6 @@ from torch import nn
 from einsearch.ops.common import apply_rotary, rotary_tables
 
 
-class HasAuxLoss(nn.Module):
-    """Base for modules that keep the last forward's auxiliary loss in `self.aux_loss`.
-
-    That tensor belongs to the last forward's graph; copies and pickles drop it (set None), since
-    deepcopy refuses non-leaf tensors and a copy has run no forward.
-    """
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state["aux_loss"] = None
-        return state
-
-
 def check_heads(dim: int, heads: int, rope: bool = False) -> str | None:
     """Error text when `heads` does not split `dim` (into even head widths when rotary), else None."""
     if dim % heads:

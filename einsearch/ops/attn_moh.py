@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    HasAuxLoss, QKV, append_cache, attention_flops, check_heads, ensure_valid, merge_heads,
+    QKV, append_cache, attention_flops, check_heads, ensure_valid, merge_heads,
 )
+from einsearch.ops.common import HasAuxLoss
 from einsearch.ops.registry import register
 
 BALANCE_COEF = 0.01

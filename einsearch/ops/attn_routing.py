@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    HasAuxLoss, append_cache, attention_flops, check_heads, ensure_valid, merge_heads, split_heads,
+    append_cache, attention_flops, check_heads, ensure_valid, merge_heads, split_heads,
 )
+from einsearch.ops.common import HasAuxLoss
 from einsearch.ops.registry import register
 
 EMA_DECAY = 0.999

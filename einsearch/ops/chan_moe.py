@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.chan_mlp import GLU, glu_hidden
+from einsearch.ops.common import HasAuxLoss
 from einsearch.ops.registry import register
 
 ROUTERS = ("softmax", "sigmoid")
@@ -45,7 +46,7 @@ def _swiglu_blocks(x: torch.Tensor, w1: torch.Tensor, w3: torch.Tensor, w2: torc
              "shared_expert": (False, True), "expand": (1, 2, 4)},
     defaults={"experts": 8, "top_k": 2, "router": "softmax", "shared_expert": False, "expand": 2},
 )
-class MoE(nn.Module):
+class MoE(HasAuxLoss):
     """Dropless top-k MoE of SwiGLU experts (hidden round(2/3 * expand * D) each), optional shared expert.
 
     Parameters hold all experts, but a token uses top_k of them (plus the shared one): the compute
@@ -75,10 +76,6 @@ class MoE(nn.Module):
         # selection bias of the sigmoid router: a buffer, changed by `_update_bias`, never by gradients
         self.register_buffer("select_bias", torch.zeros(experts) if router == "sigmoid" else None)
         self.aux_loss: torch.Tensor | None = None
-
-    def __getstate__(self) -> dict:
-        # aux_loss holds the last forward's graph, which deepcopy and pickle cannot copy
-        return {**super().__getstate__(), "aux_loss": None}
 
     def route(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens (N, D) -> gates (N, k), expert indices (N, k); sets aux_loss, updates the bias."""

@@ -65,3 +65,15 @@ class ShortConv(nn.Module):
         if self.conv.bias is not None:
             y = y + self.conv.bias
         return y, window
+
+
+class HasAuxLoss(nn.Module):
+    """Base for primitives that keep the last forward's auxiliary loss in `self.aux_loss`
+    (the registry's one convention, summed by `einsearch.ops.aux_loss`).
+
+    That tensor belongs to the last forward's graph; copies and pickles drop it (set None), since
+    deepcopy refuses non-leaf tensors and a copy has run no forward.
+    """
+
+    def __getstate__(self) -> dict:
+        return {**super().__getstate__(), "aux_loss": None}

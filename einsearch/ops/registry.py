@@ -13,13 +13,13 @@ The grammar reads the hyperparameter choices from here; no second list exists.
 from __future__ import annotations
 
 import functools
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from einsearch.plugins import import_submodules
 
 # Categories that mix information across positions; the rest act per token.
 TOKEN_CATEGORIES = ("attention", "recurrent", "ssm", "convolution", "token_mlp")
@@ -122,13 +122,9 @@ def register(
 def _load_all() -> None:
     """Import every module of einsearch.ops so that their decorators run."""
     global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    import einsearch.ops as pkg
-
-    for info in pkgutil.walk_packages(pkg.__path__, prefix="einsearch.ops."):
-        importlib.import_module(info.name)
+    if not _LOADED:
+        _LOADED = True
+        import_submodules("einsearch.ops")
 
 
 def list_ops(category: str | None = None) -> list[OpSpec]:

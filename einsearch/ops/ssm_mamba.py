@@ -1,0 +1,133 @@
+"""Mamba (Gu & Dao, 2023): the S6 selective SSM block, with a chunked scan."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from einsearch.ops.conv_common import depthwise_step
+from einsearch.ops.registry import register
+from einsearch.ops.ssm_common import conv_with_window, dt_bias_init
+
+D_CONV = 4
+
+
+def _linear_scan(decay: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+    """h_t = decay_t h_{t-1} + inp_t from h_{-1} = 0, along dim 1 of (B, c, ...) tensors.
+
+    Hillis-Steele doubling: after the step with offset k, (decay_t, inp_t) stand for the steps
+    t-2k+1..t composed. log2(c) steps, each elementwise over the chunk; only products of decays
+    (<= 1) appear, so nothing overflows whatever dt is.
+    """
+    length, offset = inp.shape[1], 1
+    while offset < length:
+        inp = torch.cat([inp[:, :offset], inp[:, offset:] + decay[:, offset:] * inp[:, :-offset]], dim=1)
+        if 2 * offset < length:
+            decay = torch.cat([decay[:, :offset], decay[:, offset:] * decay[:, :-offset]], dim=1)
+        offset *= 2
+    return inp
+
+
+def selective_scan(u: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                   h: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """S6: h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t per channel, y_t = C_t^T h_t.
+
+    u, dt (B, L, Di); A (Di, N); B, C (B, L, N); h (B, Di, N), the state before the first token.
+    A loop over chunks carries h; inside a chunk a doubling scan (see _linear_scan). Working memory
+    is (B, chunk, Di, N) per chunk. Returns y (B, L, Di) and the final state (B, Di, N).
+    """
+    ys = []
+    for u_c, dt_c, B_c, C_c in zip(u.split(chunk, 1), dt.split(chunk, 1), B.split(chunk, 1), C.split(chunk, 1)):
+        decay = torch.exp(dt_c.unsqueeze(-1) * A)  # (B, c, Di, N)
+        inp = (dt_c * u_c).unsqueeze(-1) * B_c.unsqueeze(2)  # (B, c, Di, N)
+        # fold the carried state into the first step: h_0 = decay_0 h + inp_0
+        inp = torch.cat([inp[:, :1] + decay[:, :1] * h.unsqueeze(1), inp[:, 1:]], dim=1)
+        hs = _linear_scan(decay, inp)  # (B, c, Di, N)
+        ys.append((hs @ C_c.unsqueeze(-1)).squeeze(-1))  # (B, c, Di)
+        h = hs[:, -1]
+    return torch.cat(ys, dim=1), h
+
+
+def _state_size(dim: int, seq_len: int, hp: dict) -> int:
+    d_inner = hp["expand"] * dim
+    return d_inner * hp["d_state"] + d_inner * (D_CONV - 1)  # SSM state + conv window
+
+
+def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
+    d_inner, n = hp["expand"] * dim, hp["d_state"]
+    # per token and state: exp(dt A), dt B u, the update (2), and C^T h (2)
+    return 7 * d_inner * n
+
+
+@register(
+    "mamba", category="ssm", cost="L",
+    hparams={"d_state": (4, 8, 16), "expand": (1, 2), "chunk": (8, 16, 32)},
+    defaults={"d_state": 16, "expand": 2, "chunk": 8},
+    state_size=_state_size, seq_flops=_seq_flops,
+)
+class Mamba(nn.Module):
+    """Mamba-1 block: in_proj -> (x, z); causal depthwise conv (d_conv 4) + SiLU on x;
+    x_proj -> (dt, B, C) with dt_rank = ceil(D/16); dt = softplus(dt_proj(dt) + bias);
+    selective SSM with A = -exp(A_log) (init -(1..N) per channel) and skip D; times SiLU(z); out_proj.
+
+    The training path is chunked (see selective_scan); on a CPU it is the costliest SSM here.
+    Mamba is a recurrence: with causal=False it runs the same causal form.
+    """
+
+    def __init__(self, dim: int, causal: bool = True, d_state: int = 16, expand: int = 2, chunk: int = 8):
+        super().__init__()
+        self.causal, self.chunk, self.d_state = causal, chunk, d_state
+        self.d_inner = expand * dim
+        self.dt_rank = math.ceil(dim / 16)
+        self.in_proj = nn.Linear(dim, 2 * self.d_inner, bias=False)
+        self.conv = nn.Conv1d(self.d_inner, self.d_inner, D_CONV, groups=self.d_inner)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner)
+        with torch.no_grad():  # Mamba's dt init: weights ~ U(+-rank^-1/2), bias = softplus^-1(dt)
+            self.dt_proj.weight.uniform_(-self.dt_rank ** -0.5, self.dt_rank ** -0.5)
+            self.dt_proj.bias.copy_(dt_bias_init(self.d_inner))
+        a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)  # (Di, N)
+        self.A_log = nn.Parameter(torch.log(a))
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, dim, bias=False)
+
+    def _ssm_inputs(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Conv output xs (..., Di) -> dt (..., Di), B (..., N), C (..., N)."""
+        dt, B, C = self.x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.softplus(self.dt_proj(dt)), B, C
+
+    def scan(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """(B, L, D) -> (y (B, L, D), state after the last token: (h (B, Di, N), conv window))."""
+        xs, z = self.in_proj(x).chunk(2, dim=-1)  # (B, L, Di) each
+        h, window = (None, None) if state is None else state
+        xs, window = conv_with_window(self.conv, xs, window)
+        xs = F.silu(xs)
+        dt, B, C = self._ssm_inputs(xs)
+        if h is None:
+            h = x.new_zeros(x.shape[0], self.d_inner, self.d_state)
+        y, h = selective_scan(xs, dt, -torch.exp(self.A_log), B, C, h, self.chunk)
+        return self.out_proj((y + self.D * xs) * F.silu(z)), (h, window)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
+        return self.scan(x)[0]
+
+    def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h (B, Di, N) zeros, conv window (B, Di, d_conv - 1) zeros)."""
+        w = self.out_proj.weight
+        device, dtype = device or w.device, dtype or w.dtype
+        return (torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype),
+                torch.zeros(batch, self.d_inner, D_CONV - 1, device=device, dtype=dtype))
+
+    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """One causal step: x_t (B, D) -> y_t (B, D), new state."""
+        h, window = state
+        xs, z = self.in_proj(x_t).chunk(2, dim=-1)  # (B, Di)
+        xs, window = depthwise_step(self.conv, xs, window)
+        xs = F.silu(xs)
+        dt, B, C = self._ssm_inputs(xs)
+        decay = torch.exp(dt.unsqueeze(-1) * -torch.exp(self.A_log))  # (B, Di, N)
+        h = decay * h + (dt * xs).unsqueeze(-1) * B.unsqueeze(1)
+        y = (h @ C.unsqueeze(-1)).squeeze(-1)  # (B, Di)
+        return self.out_proj((y + self.D * xs) * F.silu(z)), (h, window)
