@@ -115,15 +115,3 @@ def check_cmd(arch: str = typer.Argument(..., help="Architecture string."), task
     console.print(f"params {report.params:,d}   FLOPs/token {report.flops_per_token:,d}   depth {report.depth}"
                   f"   causal {report.causal}   state {report.state_size:,d}   hash {parsed.hash}", highlight=False)
 
-
-@app.command()
-def show(arch: str = typer.Argument(..., help="Architecture string."), task: str = TaskOpt) -> None:
-    """Draw an architecture's derivation tree, with its size for a task."""
-    task_obj = _task(task)
-    try:
-        parsed = parse(arch)
-        report = check(parsed, task_obj)
-    except ArchError as err:
-        fail(str(err))
-    console.print(tree(parsed))
-    console.print(f"[dim]{parsed.hash}[/]  params {report.params:,d}  depth {report.depth}", highlight=False)

@@ -1,0 +1,1 @@
+"""Alembic migrations of einsearch's schema (run by `einsearch.storage.migrate`)."""

@@ -1,0 +1,124 @@
+"""The database schema: SQLAlchemy 2.x declarative models (the head revision of the migrations).
+
+Optuna keeps its own tables in the same database (`studies`, `trials`, ..., `alembic_version`), so
+our names never clash with them and our Alembic version table is `einsearch_alembic_version`.
+Every change to these models needs a migration in `migrations/versions/`.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+VERSION_TABLE = "einsearch_alembic_version"
+EVAL_STATUSES = ("running", "ok", "failed")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite drops time zones, so every row stores UTC without one."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Search(Base):
+    __tablename__ = "searches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    task: Mapped[str] = mapped_column(String(500))
+    strategy: Mapped[str] = mapped_column(String(100))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="created")
+    budget: Mapped[int | None] = mapped_column(Integer)
+    code_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Architecture(Base):
+    __tablename__ = "architectures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)  # the canonical architecture string
+    graph_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Params and FLOPs depend on the task's stem and head: these are from the first check recorded;
+    # each evaluation keeps its own.
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    flops_per_token: Mapped[int | None] = mapped_column(BigInteger)
+    depth: Mapped[int | None] = mapped_column(Integer)
+    ops: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    op_rows: Mapped[list["ArchitectureOp"]] = relationship(cascade="all, delete-orphan")
+
+
+class ArchitectureOp(Base):
+    """One row per (architecture, primitive used): `--uses MIXER` is an indexed join, not a JSON scan."""
+
+    __tablename__ = "architecture_ops"
+
+    arch_id: Mapped[int] = mapped_column(ForeignKey("architectures.id", ondelete="CASCADE"), primary_key=True)
+    op: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        # Added by revision 0002: the lookup behind `Store.cached_result`.
+        Index("ix_evaluations_cache", "arch_id", "task", "steps", "seed", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int | None] = mapped_column(ForeignKey("searches.id"), index=True)
+    arch_id: Mapped[int] = mapped_column(ForeignKey("architectures.id"), index=True)
+    task: Mapped[str] = mapped_column(String(500), index=True)  # the task's canonical spec
+    steps: Mapped[int] = mapped_column(Integer)  # fidelity: training steps
+    seed: Mapped[int] = mapped_column(Integer, default=0)  # training seed
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    metric_name: Mapped[str | None] = mapped_column(String(100))
+    metric: Mapped[float | None] = mapped_column(Float)
+    best_metric: Mapped[float | None] = mapped_column(Float)
+    higher_is_better: Mapped[bool] = mapped_column(Boolean, default=True)
+    loss: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # every metric reported
+    curve: Mapped[list[Any]] = mapped_column(JSON, default=list)  # learning curve points
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    flops_per_token: Mapped[int | None] = mapped_column(BigInteger)
+    wall_time_s: Mapped[float | None] = mapped_column(Float)
+    train_time_s: Mapped[float | None] = mapped_column(Float)
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    peak_mem_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    host: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    weights_path: Mapped[str | None] = mapped_column(String(1000))
+    weights_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Added by revision 0002: set when the result was reused from an earlier evaluation (a cache hit).
+    cached_from: Mapped[int | None] = mapped_column(ForeignKey("evaluations.id", name="fk_evaluations_cached_from"))
+
+    arch: Mapped[Architecture] = relationship()
+    search: Mapped[Search | None] = relationship()
+
+
+class Lineage(Base):
+    """One row per (child, parent): the mutation or crossover that made the child."""
+
+    __tablename__ = "lineage"
+    __table_args__ = (UniqueConstraint("child_id", "parent_id", "op", "search_id", name="uq_lineage_edge"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("architectures.id"), index=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("architectures.id"), index=True)
+    op: Mapped[str] = mapped_column(String(100))
+    search_id: Mapped[int | None] = mapped_column(ForeignKey("searches.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
