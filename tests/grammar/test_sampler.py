@@ -1,4 +1,5 @@
 import random
+from fractions import Fraction
 
 import pytest
 import torch
@@ -90,6 +91,9 @@ def test_weights_match_the_grammar():
     for name in ("PLACEMENT", "NORMKIND", "AGG", "SCORE", "ACT"):
         for word in weights[name]:
             assert word in terminals[name], (name, word)
+    # TOML reads a bare 0.5 as a dotted key: widths must stay whole keys.
+    assert {Fraction(k) for k in weights["mod.width"]} == {Fraction(1, 4), Fraction(1, 2), 1, 2, 4}
+    assert not [name for name in weights if name.startswith("mod.width.")]
     for name in ("token_mixer.category", "channel_mixer.category"):
         assert all(w > 0 for w in weights[name].values())
 
