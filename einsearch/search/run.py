@@ -1,0 +1,103 @@
+"""One search from its configuration: store, strategy, executor and loop wired together.
+The CLI's `search` and `resume` call `run_search`; so can Python code."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from einsearch.evaluators.task import get_task
+from einsearch.grammar import Limits
+from einsearch.search.fake import FakeExecutor
+from einsearch.search.library import baselines, get_baseline
+from einsearch.search.loop import Progress, SearchLoop
+from einsearch.search.pcfg_learn import read_weights
+from einsearch.search.strategies import make_strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    name: str
+    task: str
+    strategy: str = "evolution"
+    budget: int = 20
+    steps: int = 200
+    fidelity: str | None = None
+    max_params: int | None = None
+    workers: int = 1
+    executor: str = "local"  # local | ray | fake | fake:DELAY_SECONDS
+    seed_with: str | None = None  # comma-separated baseline names, or 'all'
+    seed: int = 0
+    train_seed: int = 0
+    time_limit_s: float | None = None
+    weights: str | None = None  # pcfg-learn: a TOML of learned weights to start from
+
+
+def make_executor(kind: str, workers: int) -> Any:
+    """The executor named `kind`; `fake[:delay]` runs the fake evaluator (tests, demos)."""
+    name, _, arg = kind.partition(":")
+    if name == "fake":
+        return FakeExecutor(delay=float(arg or 0))
+    if name not in ("local", "ray"):
+        raise ValueError(f"unknown executor {kind!r}; choose local, ray or fake")
+    if name == "local":
+        from einsearch.evaluators.executor import LocalExecutor
+
+        return LocalExecutor(workers=workers)
+    from einsearch.evaluators.executor_ray import RayExecutor
+
+    return RayExecutor(workers=workers)
+
+
+def seeds(config: SearchConfig) -> list:
+    if not config.seed_with:
+        return []
+    if config.seed_with == "all":
+        return [arch for _, arch in baselines(config.task, max_params=config.max_params)]
+    return [get_baseline(name.strip(), config.task, max_params=config.max_params)
+            for name in config.seed_with.split(",") if name.strip()]
+
+
+def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url: str | None = None,
+               on_progress: Callable[[Progress], None] | None = None,
+               on_strategy: Callable[[Any], None] | None = None) -> Progress:
+    """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget."""
+    task = get_task(config.task)
+    config = SearchConfig(**{**asdict(config), "task": task.spec})
+    options = {"weights": read_weights(config.weights)} if config.weights else {}
+    spec = config.strategy
+    if options and not spec.startswith("pcfg-learn"):
+        raise ValueError("--weights seeds only the pcfg-learn strategy")
+    strategy = make_strategy(spec, task, steps=config.steps, seed=config.seed,
+                             limits=Limits(max_params=config.max_params), initial=seeds(config),
+                             train_seed=config.train_seed, storage=db_url, study_name=f"einsearch:{config.name}",
+                             fidelity=config.fidelity, extra=options)
+    executor = make_executor(config.executor, config.workers)
+    if not resume:  # only once everything above is known to work
+        store.create_search(config.name, task=task.spec, strategy=config.strategy, config=asdict(config),
+                            seed=config.seed, budget=config.budget)
+    if on_strategy is not None:
+        on_strategy(strategy)
+    loop = SearchLoop(strategy, executor, store, search=config.name,
+                      budget=config.budget, workers=config.workers, time_limit_s=config.time_limit_s,
+                      on_progress=on_progress)
+    if resume:
+        loop.restore()
+    store.set_search_status(config.name, "running")
+    try:
+        progress = loop.run()
+    except KeyboardInterrupt:
+        store.set_search_status(config.name, "interrupted")
+        raise
+    finally:
+        executor.shutdown()
+    store.set_search_status(config.name, "finished")
+    return progress
+
+
+def stored_config(store: Any, name: str) -> SearchConfig:
+    record = store.get_search(name)
+    known = set(SearchConfig.__dataclass_fields__)
+    return SearchConfig(**{k: v for k, v in record.config.items() if k in known})

@@ -1,0 +1,29 @@
+"""Small models and architectures shared by the evaluator tests."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from einsearch.search.library import get_baseline
+
+
+class TinyCausalLM(nn.Module):
+    """Embedding, a causal running mean plus the current token, a linear head: (B, L) -> (B, L, V)."""
+
+    def __init__(self, vocab: int, dim: int = 16):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.mix = nn.Linear(2 * dim, dim)
+        self.head = nn.Linear(dim, vocab)
+        self.aux_loss = None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)  # (B, L, D)
+        steps = torch.arange(1, ids.shape[1] + 1, device=ids.device).view(1, -1, 1)
+        context = x.cumsum(1) / steps  # (B, L, D): mean of the prefix
+        return self.head(torch.relu(self.mix(torch.cat([x, context], -1))))
+
+
+def small_arch(name: str, task: str, width: int = 32, depth: int = 1) -> str:
+    """A baseline architecture string from the library, sized small."""
+    return str(get_baseline(name, task, width=width, depth=depth))

@@ -1,0 +1,77 @@
+"""Local and Ray executors pass the same tests; Ray starts once for the module (it is slow to start)."""
+import pytest
+
+from einsearch.evaluators.executor import LocalExecutor
+from einsearch.evaluators.types import Candidate
+from tests.evaluators.helpers import small_arch
+
+TASK = "toy-causal:vocab=16,seq=16"
+FAULTY = "tests.evaluators.faulty_task:make_"
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    pytest.importorskip("ray")
+    from einsearch.evaluators.executor_ray import RayExecutor
+
+    executor = RayExecutor(workers=2, num_cpus=1, max_retries=1, device="cpu", eval_every=5)
+    yield executor
+    executor.shutdown()
+
+
+@pytest.fixture(params=["local", "ray"])
+def executor(request):
+    if request.param == "local":
+        return LocalExecutor(device="cpu", eval_every=5)
+    return request.getfixturevalue("ray_executor")
+
+
+def _drain(executor, n):
+    done = {}
+    while len(done) < n:
+        batch = executor.wait(timeout=120)
+        assert batch, "executor timed out"
+        done.update(batch)
+    return done
+
+
+def test_results_come_back_for_every_key(executor):
+    arch = small_arch("transformer", TASK, width=32)
+    keys = [executor.submit(Candidate(arch, TASK, steps, seed=1)) for steps in (5, 10)]
+    done = _drain(executor, 2)
+    assert sorted(done) == sorted(keys)
+    assert all(r.status == "ok" and r.metric_name == "accuracy" for r in done.values())
+    assert [s for s, _ in done[keys[1]].curve] == [5, 10]
+    assert executor.wait(timeout=0) == []
+
+
+def test_same_candidate_same_result_in_both_executors(ray_executor):
+    arch = small_arch("transformer", TASK, width=32)
+    local = LocalExecutor(device="cpu", eval_every=5)
+    local.submit(Candidate(arch, TASK, 10, seed=2))
+    ray_executor.submit(Candidate(arch, TASK, 10, seed=2))
+    (_, a), = local.wait()
+    (_, b), = _drain(ray_executor, 1).items()
+    assert a.curve == b.curve and a.loss == pytest.approx(b.loss, rel=1e-5)
+
+
+def test_failures_are_isolated_in_ray(ray_executor):
+    arch = small_arch("transformer", TASK, width=32)
+    keys = {ray_executor.submit(Candidate(arch, FAULTY + mode, 5)): mode for mode in ("raise", "nan", "kill")}
+    good = ray_executor.submit(Candidate(arch, TASK, 5))
+    done = _drain(ray_executor, 4)
+    assert done[good].status == "ok"
+    errors = {keys[k]: r.error for k, r in done.items() if k in keys}
+    assert all(done[k].status == "failed" for k in keys)
+    assert errors["raise"] == "RuntimeError: primitive exploded"
+    assert errors["nan"].startswith("non-finite loss (nan) at step 1")
+    assert errors["kill"].startswith("worker died after 2 attempt(s)")
+
+
+def test_failures_are_results_locally():
+    arch = small_arch("transformer", TASK, width=32)
+    local = LocalExecutor(device="cpu")
+    keys = {local.submit(Candidate(arch, FAULTY + mode, 5)): mode for mode in ("raise", "nan")}
+    done = _drain(local, 2)
+    assert {keys[k]: r.error.split(":")[0] for k, r in done.items()} == {"raise": "RuntimeError",
+                                                                          "nan": "non-finite loss (nan) at step 1"}
