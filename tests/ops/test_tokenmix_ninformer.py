@@ -17,12 +17,21 @@ def reference(module, x):
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("expansion,channel_expansion", [(0.5, 1), (1, 2), (2, 4)])
-def test_matches_reference(causal, expansion, channel_expansion):
+@pytest.mark.parametrize("expansion", [1, 2, 4])
+def test_matches_reference(causal, expansion):
     torch.manual_seed(0)
-    module = create("ninformer", 6, causal=causal, seq_len=SEQ_LEN, expansion=expansion,
-                    channel_expansion=channel_expansion)
+    module = create("ninformer", 6, causal=causal, seq_len=SEQ_LEN, expansion=expansion)
     assert_matches_reference(module, reference, 6, SHAPES)
+
+
+@pytest.mark.parametrize("expansion", [1, 2, 4])
+def test_token_and_channel_mlps_share_the_hidden_width(expansion):
+    """The authors build MixerGatingUnit(d_model, seq_len, d_ffn, d_ffn): token MLP and channel
+    MLP both have hidden width d_ffn = expansion * dim, whatever the sequence length."""
+    for seq_len in (5, 40):
+        module = create("ninformer", 6, causal=False, seq_len=seq_len, expansion=expansion)
+        assert module.token_mlp.w_in.shape == (expansion * 6, seq_len)
+        assert module.channel_in.out_features == expansion * 6
 
 
 def test_causal():
