@@ -1,7 +1,23 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults: sample architectures for a causal task and check them.
+# The main job on the embedded defaults (local Ray, SQLite): a small real architecture search, its
+# leaderboard, and the winner exported as standalone PyTorch code that is then loaded and run.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
-$BIN/einsearch ops
-$BIN/einsearch sample -n 8 --seed 0 --task toy-causal --max-params 2e5
-$BIN/einsearch check "net(64, repeat(2, block(pre:rms, compose(attend(softmax, linear(0.5), linear(0.5), id))), block(pre:rms, compose(seq(linear(4), act(gelu), linear(1))))))" --task toy-causal
+OUT=${OUT:-demo-out}
+mkdir -p "$OUT"
+DB="sqlite:///$OUT/einsearch.db"
+if $BIN/einsearch searches --db "$DB" --json 2>/dev/null | grep -q '"name": "demo"'; then
+  $BIN/einsearch resume demo --db "$DB"          # a second run continues (or just reports) the first
+else
+  $BIN/einsearch search --config examples/demo-search.toml --db "$DB"
+fi
+$BIN/einsearch leaderboard --search demo --top 5 --db "$DB"
+$BIN/einsearch export --best demo --weights -o "$OUT/best_model.py" --db "$DB"
+$BIN/python - "$OUT/best_model.py" <<'PY'
+import runpy, sys, torch
+exported = runpy.run_path(sys.argv[1])
+weights = sys.argv[1][:-3] + ".safetensors"
+model = exported["build"](weights=weights).eval()
+print(f"exported model: {exported['ARCH']}")
+print(f"loaded {weights}; forward on (2, 64) tokens ->", tuple(model(torch.randint(0, 128, (2, 64))).shape))
+PY

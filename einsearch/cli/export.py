@@ -53,6 +53,22 @@ def _from_store(ref: str, db: str | None, task: str | None, weights: bool, out: 
         fail(f"database error: {str(getattr(err, 'orig', None) or err).strip().splitlines()[0]}")
 
 
+def _best_of(search: str, db: str | None, weights: bool) -> str:
+    """The evaluation id at the top of `search`'s leaderboard (with saved weights, when they are asked for)."""
+    try:
+        with Store.open(db or default_db(), create=False) as store:
+            if store.find_search(search) is None:
+                fail(f"no search named {search!r} in {store.where}")
+            rows = store.leaderboard(search=search, top=None if weights else 1)
+            ids = [row.evaluation.id for row in rows
+                   if not weights or store.weights_path(row.evaluation.id) is not None]
+    except StoreError as err:
+        fail(str(err))
+    if not ids:
+        fail(f"search {search!r} has no successful evaluation" + (" with saved weights" if weights else ""))
+    return str(ids[0])
+
+
 @app.command()
 def export(
     ref: Optional[str] = typer.Argument(None, metavar="ID", help="Evaluation id (e.g. 12 or e12), architecture "
@@ -62,11 +78,15 @@ def export(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task spec (required with --arch)."),
     weights: bool = typer.Option(False, "--weights", help="Copy the evaluation's trained weights next to the "
                                  "file (as NAME.safetensors); build() then loads them."),
+    best: Optional[str] = typer.Option(None, "--best", metavar="SEARCH", help="Instead of an ID: the top of "
+                                       "this search's leaderboard."),
     db: Optional[str] = DbOpt,
 ) -> None:
     """Write one standalone Python file (torch alone) with the model's classes, Model and build()."""
-    if (ref is None) == (arch is None):
-        fail("give either an ID or --arch STRING (with --task)")
+    if [ref, arch, best].count(None) != 2:
+        fail("give one of: an ID, --best SEARCH, or --arch STRING (with --task)")
+    if best is not None:
+        ref = _best_of(best, db, weights)
     if arch is not None and task is None:
         fail("--arch needs --task")
     if arch is not None and weights:

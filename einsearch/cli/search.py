@@ -9,17 +9,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from einsearch.cli.common import (DbOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, default_db, err_console,
+from einsearch.cli.common import (DbOpt, MaxParamsOpt, app, console, default_db, err_console,
                                   fail, parse_count)
 
 
-def parse_duration(text: str | None) -> float | None:
+def parse_duration(text: str | None, what: str = "--time-limit") -> float | None:
     """'2h', '30m', '90s', '1.5h', '45' (seconds) -> seconds."""
     if text is None:
         return None
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*", text)
     if not match or float(match.group(1)) <= 0:
-        fail(f"--time-limit: {text!r} is not a duration like 90s, 30m or 2h")
+        fail(f"{what}: {text!r} is not a duration like 90s, 30m or 2h")
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
@@ -79,34 +79,103 @@ def _top_table(store: Any, name: str, stopped: str | None, top: int = 10) -> Non
     console.print(table)
 
 
+# CLI option -> SearchConfig field, where the names differ.
+_FIELD = {"time_limit": "time_limit_s", "candidate_time_limit": "candidate_time_limit_s"}
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """A search configuration TOML: the `search` options by name (dashes or underscores), flat or
+    under a [search] table. Durations and counts accept the CLI's forms ("2h", "200k")."""
+    import tomllib
+
+    from einsearch.search.run import SearchConfig
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as err:
+        fail(f"--config {path}: {err.strerror or err}")
+    except tomllib.TOMLDecodeError as err:
+        fail(f"--config {path}: not valid TOML ({err})")
+    data = data.get("search", data)
+    known = set(SearchConfig.__dataclass_fields__) | set(_FIELD)
+    values = {}
+    for key, value in data.items():
+        field = key.replace("-", "_")
+        if field not in known or isinstance(value, dict):
+            fail(f"--config {path}: unknown key {key!r}; keys are the `einsearch search` options")
+        values[field] = value
+    return values
+
+
+def _to_config(values: dict[str, Any], where: str) -> Any:
+    """Option values (CLI over file) -> a validated SearchConfig; one clear line on bad input."""
+    from dataclasses import fields
+
+    from einsearch.search.run import SearchConfig
+
+    values = {_FIELD.get(k, k): v for k, v in values.items()}
+    if isinstance(values.get("max_params"), (str, float)):
+        values["max_params"] = parse_count(str(values["max_params"]), f"{where}max-params")
+    for key in ("time_limit_s", "candidate_time_limit_s"):
+        if isinstance(values.get(key), str):
+            values[key] = parse_duration(values[key], where + key.removesuffix("_s").replace("_", "-"))
+    types = {f.name: f.type for f in fields(SearchConfig)}
+    for key, value in values.items():
+        expected = types[key].split(" | ")[0]
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "str": isinstance(value, str)}[expected]
+        if not ok and value is not None:
+            fail(f"{where}{key.replace('_', '-')}: expected {expected}, got {value!r}")
+    for key in ("budget", "workers", "steps"):
+        if values.get(key, 1) < 1:
+            fail(f"{where}{key}: must be >= 1")
+    values.setdefault("task", "toy-causal")  # as on every other command
+    strategy = values.get("strategy", SearchConfig.strategy)
+    values.setdefault("name", f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}")
+    return SearchConfig(**values)
+
+
 @app.command("search")
 def search_command(
-    task: str = TaskOpt,
-    strategy: str = typer.Option("evolution", "--strategy", "-s",
-                                 help="random, evolution, tpe, gp, cmaes, qmc, random-optuna, nsga2, pcfg-learn "
-                                      "(options after ':', e.g. evolution:population=10)."),
-    budget: int = typer.Option(20, "--budget", "-n", help="Evaluations to run."),
-    steps: int = typer.Option(200, "--steps", help="Training steps at full fidelity."),
+    config_file: Optional[str] = typer.Option(None, "--config", help="A TOML file of these options; "
+                                              "options given on the command line win."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name with parameters, e.g. mqar-cpu."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", "-s",
+                                           help="evolution (default), random, tpe, gp, cmaes, qmc, random-optuna, "
+                                                "nsga2, pcfg-learn (options after ':', e.g. evolution:population=10)."),
+    budget: Optional[int] = typer.Option(None, "--budget", "-n", help="Evaluations to run [20]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps at full fidelity [200]."),
     fidelity: Optional[str] = typer.Option(None, "--fidelity", help="asha:min_steps,max_steps,eta"),
     time_limit: Optional[str] = typer.Option(None, "--time-limit", help="Stop asking after this long, e.g. 2h."),
+    candidate_time_limit: Optional[str] = typer.Option(None, "--candidate-time-limit",
+                                                       help="Fail a candidate that trains longer, e.g. 5m."),
     max_params: Optional[str] = MaxParamsOpt,
-    workers: int = typer.Option(1, "--workers", "-w", help="Candidates trained at once."),
-    executor: str = typer.Option("local", "--executor", help="local, ray, or fake (the fake evaluator)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Candidates trained at once [1]."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="ray (default), local, or fake (the fake "
+                                                                    "evaluator)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: "
+                                                                          "start a local one)."),
+    num_cpus: Optional[float] = typer.Option(None, "--cpus-per-candidate", help="Ray: CPUs per candidate [1]."),
+    num_gpus: Optional[float] = typer.Option(None, "--gpus-per-candidate", help="Ray: GPUs per candidate, "
+                                                                                "fractional packs [0]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if the worker "
+                                                                "has one)."),
     seed_with: Optional[str] = typer.Option(None, "--seed-with", help="Baselines to start from: a,b or all."),
     name: Optional[str] = typer.Option(None, "--name", help="Search name (default: strategy and time)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="pcfg-learn: learned weights TOML to start from."),
     db: Optional[str] = DbOpt,
-    seed: int = SeedOpt,
+    seed: Optional[int] = typer.Option(None, "--seed", help="Search seed [0]."),
 ) -> None:
     """Search architectures for a task; shows progress, then the top candidates."""
-    from einsearch.search.run import SearchConfig
-
-    if budget < 1 or workers < 1 or steps < 1:
-        fail("--budget, --workers and --steps must be >= 1")
-    name = name or f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}"
-    config = SearchConfig(name=name, task=task, strategy=strategy, budget=budget, steps=steps, fidelity=fidelity,
-                          max_params=parse_count(max_params, "--max-params"), workers=workers, executor=executor,
-                          seed_with=seed_with, seed=seed, time_limit_s=parse_duration(time_limit), weights=weights)
+    given = dict(task=task, strategy=strategy, budget=budget, steps=steps, fidelity=fidelity, time_limit=time_limit,
+                 candidate_time_limit=candidate_time_limit, max_params=max_params, workers=workers,
+                 executor=executor, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, device=device,
+                 seed_with=seed_with, name=name, weights=weights, seed=seed)
+    values = load_config_file(config_file) if config_file else {}
+    values |= {k: v for k, v in given.items() if v is not None}
+    config = _to_config(values, f"--config {config_file}: " if config_file else "--")
     _run(config, db or default_db(), resume=False)
 
 

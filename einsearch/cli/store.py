@@ -31,15 +31,17 @@ def opened_store(db: str | None) -> Iterator[Store]:
 
 def canonical_task(spec: str | None) -> str | None:
     """A task spec in canonical form ('toy-causal:seq=32,vocab=64' -> its fields in order); a bare name
-    stays a name (it matches every parameter setting); an unknown task is used as given."""
-    if spec is None or ":" not in spec:
+    stays a name (it matches every parameter setting), a preset ('mqar-tiny') becomes its spec; an
+    unknown task is used as given."""
+    if spec is None:
         return spec
     from einsearch.evaluators.task import TaskError, get_task
 
     try:
-        return get_task(spec).spec
+        task = get_task(spec)
     except TaskError:
         return spec
+    return spec if spec == task.spec.partition(":")[0] else task.spec
 
 
 def short(value: object) -> str:

@@ -1,6 +1,6 @@
 """Wiring: an architecture as the constructor calls that `einsearch.build` makes, rendered as code.
 
-`WiringWalker` is `einsearch.grammar.check._Walker` with a second pass that, node for node, returns
+`WiringWalker` is `einsearch.grammar.check.Walker` with a second pass that, node for node, returns
 the call the builder makes (same classes, same arguments) instead of the module; the widths come
 from the builder's own typing (`real`, `mod`), so the two walks cannot disagree on a shape. Every
 argument is rendered by `literal`: ints, finite floats, bools, None and short identifiers only, so
@@ -20,7 +20,7 @@ from torch import nn
 from einsearch.evaluators.task import Task
 from einsearch.export.source import ExportError
 from einsearch.grammar import modules as M
-from einsearch.grammar.check import MIX_LN_SHARE, _Walker
+from einsearch.grammar.check import Walker, resolve_placement
 from einsearch.grammar.tree import Node
 from einsearch.ops import get_op
 from einsearch.ops.common import make_norm
@@ -72,7 +72,7 @@ def _registry_choice(name: str, key: str, value: Any) -> Any:
     raise ExportError(f"{name}: {key}={value!r} is not one of the registry's choices")
 
 
-class WiringWalker(_Walker):
+class WiringWalker(Walker):
     """The builder's walk, returning constructor calls."""
 
     def __init__(self, task: Task, dim: int):
@@ -84,8 +84,7 @@ class WiringWalker(_Walker):
 
     def block_call(self, node: Node, index: int, total: int) -> Call:
         place, norm = node.args
-        if place == "mixln":
-            place = "post" if index < math.floor(MIX_LN_SHARE * total) else "pre"
+        place = resolve_placement(place, index, total)
         layer = self.layer_call(node.children[0])
         return Call(M.Block, (layer, literal(self.dim), literal(place), literal(norm)))
 
@@ -93,7 +92,7 @@ class WiringWalker(_Walker):
         if node.kind == "op":
             return self.op_call(node)
         if node.kind == "parallel":
-            return Call(M.Parallel, ([self.layer_call(c) for c in node.children],))
+            return Call(M.Parallel, ([self.layer_call(c) for c in node.children], *map(literal, node.args)))
         if node.kind == "compose":
             return self.mod_call(node.children[0], "chan", Fraction(1))
         raise ExportError(f"cannot export layer kind {node.kind!r}")

@@ -55,7 +55,14 @@ def _short(node: Node) -> str:
     return text if len(text) <= 70 else text[:67] + "..."
 
 
-class _Walker:
+def resolve_placement(place: str, index: int, total: int) -> str:
+    """The norm placement block `index` of `total` really uses: `mixln` is post-norm in the first quarter."""
+    if place != "mixln":
+        return place
+    return "post" if index < math.floor(MIX_LN_SHARE * total) else "pre"
+
+
+class Walker:
     def __init__(self, task: Task, dim: int, build: bool):
         self.task, self.dim, self.build = task, dim, build
         self.causal = task.causal
@@ -76,8 +83,7 @@ class _Walker:
 
     def block(self, node: Node, index: int, total: int) -> _Info:
         place, norm = node.args
-        if place == "mixln":
-            place = "post" if index < math.floor(MIX_LN_SHARE * total) else "pre"
+        place = resolve_placement(place, index, total)
         info = self.layer(node.children[0])
         norms = {"none": 0, "pre": 1, "post": 1, "sandwich": 2}[place]
         norm_params = norms * self.dim * (1 if norm == "rms" else 2)
@@ -89,7 +95,7 @@ class _Walker:
             return self.op(node)
         if node.kind == "parallel":
             parts = [self.layer(c) for c in node.children]
-            module = M.Parallel([p.module for p in parts]) if self.build else None
+            module = M.Parallel([p.module for p in parts], *node.args) if self.build else None
             return _Info(Fraction(1), sum(p.params for p in parts), sum(p.flops for p in parts),
                          sum(p.state for p in parts), module)
         if node.kind == "compose":
@@ -234,7 +240,7 @@ def _walk(arch: Arch, task: Task, build: bool) -> tuple[Report, nn.Module | None
     dim = root.args[0]
     if not 8 <= dim <= 8192:
         raise ArchError(f"net width must be 8..8192, got {dim}")
-    walker = _Walker(task, dim, build)
+    walker = Walker(task, dim, build)
     block_nodes = walker.blocks(root)
     infos = [walker.block(b, i, len(block_nodes)) for i, b in enumerate(block_nodes)]
     stem_params, head_params = _stem_head_params(task, dim)

@@ -12,10 +12,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.common import make_norm
+from einsearch.ops.context import run_with_context
 
 
 class Net(nn.Module):
-    """Task stem -> blocks -> task head."""
+    """Task stem -> blocks -> task head.
+
+    The blocks run with the cross-layer context (`einsearch.ops.context`): primitives that declare
+    `context_needs` read the stem output and/or the most recent attention matrix.
+    """
 
     def __init__(self, stem: nn.Module, blocks: list[nn.Module], head: nn.Module):
         super().__init__()
@@ -24,10 +29,11 @@ class Net(nn.Module):
         self.head = head
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        x = self.stem(inputs)  # (B, L, D)
-        for block in self.blocks:
-            x = block(x)
-        return self.head(x)
+        return self.head(self.backbone(self.stem(inputs)))
+
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
+        """The blocks applied to the stem output x (B, L, D), context wired in -> (B, L, D)."""
+        return run_with_context(self.blocks, x)
 
 
 class Block(nn.Module):
@@ -53,14 +59,15 @@ class Block(nn.Module):
 
 
 class Parallel(nn.Module):
-    """Branches on the same input; outputs averaged."""
+    """Branches on the same input; outputs averaged ("mean") or summed ("sum": the parallel block)."""
 
-    def __init__(self, layers: list[nn.Module]):
+    def __init__(self, layers: list[nn.Module], agg: str = "mean"):
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        self.scale = 1.0 / len(layers) if agg == "mean" else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sum(layer(x) for layer in self.layers) / len(self.layers)
+        return sum(layer(x) for layer in self.layers) * self.scale
 
 
 class Seq(nn.Module):

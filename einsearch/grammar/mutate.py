@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from einsearch.evaluators.task import Task
-from einsearch.grammar.check import _Walker, check
+from einsearch.grammar.check import Walker, check
 from einsearch.grammar.sampler import Limits, Sampler
 from einsearch.grammar.tree import Arch, Node
 
@@ -55,7 +55,7 @@ def replace(root: Node, path: tuple[int, ...], new: Node) -> Node:
 
 def subtrees(arch: Arch, task: Task, limits: Limits = Limits()) -> list[Subtree]:
     """Every replaceable position with its type, in depth-first order (the root excluded)."""
-    walker = _Walker(task, arch.dim, build=False)
+    walker = Walker(task, arch.dim, build=False)
     out: list[Subtree] = []
 
     def mod(node: Node, path: tuple, mode: str, w_in: Fraction, depth_left: int, times: int) -> None:

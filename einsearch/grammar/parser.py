@@ -77,8 +77,11 @@ class _ToTree(Transformer):
         text = str(token)
         return int(text) if text.lstrip("+-").isdigit() else float(text)
 
-    def parallel(self, meta, *layers):
-        return Node("parallel", (), tuple(layers))
+    def parallel(self, meta, *items):
+        # mean is the default and is not spelled out, so each architecture keeps one canonical string
+        aggs = [str(item) for item in items if isinstance(item, Token)]
+        layers = tuple(item for item in items if not isinstance(item, Token))
+        return Node("parallel", () if aggs in ([], ["mean"]) else tuple(aggs), layers)
 
     def compose(self, meta, mod):
         return Node("compose", (), (mod,))

@@ -192,7 +192,8 @@ class Sampler:
         if kind == "parallel":
             first, c1 = self.layer(rng, dim, budget, allow_parallel=False)
             second, c2 = self.layer(rng, dim, budget - c1, allow_parallel=False)
-            return Node("parallel", (), (first, second)), c1 + c2
+            agg = choose(rng, self.table("parallel.agg"))
+            return Node("parallel", () if agg == "mean" else (agg,), (first, second)), c1 + c2
         categories = self._op_categories(kind, dim, budget)
         category = choose(rng, categories)
         names = [n for n in self.usable_ops((category,)) if self._cheapest(n, dim) <= budget]

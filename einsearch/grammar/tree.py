@@ -76,7 +76,9 @@ def to_text(node: Node) -> str:
     if kind == "op":
         name, hparams = args
         return f"{name}({', '.join(f'{k}={format_value(v)}' for k, v in hparams)})"
-    if kind in ("parallel", "compose", "seq", "permute"):
+    if kind == "parallel":
+        return f"parallel({args[0]}, {inner})" if args else f"parallel({inner})"
+    if kind in ("compose", "seq", "permute"):
         return f"{kind}({inner})"
     if kind in ("branch", "split", "attend"):
         return f"{kind}({args[0]}, {inner})"

@@ -43,6 +43,20 @@ class Attention(nn.Module):
                                            enable_gqa=self.qkv.kv_heads != self.qkv.heads)
         return self.out(merge_heads(y))
 
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention matrix forward uses, made explicit: (B, L, D) -> (B, heads, L, L), rows sum to 1.
+
+        For analysis and attention-aware routing; forward never calls it (SDPA keeps it implicit).
+        """
+        q, k, _ = self.qkv(x)
+        k = k.repeat_interleave(self.qkv.heads // self.qkv.kv_heads, dim=1)  # (B, H, L, d)
+        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, L, L)
+        if self.causal:
+            L = x.shape[1]
+            future = torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        return scores.softmax(-1)
+
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.out.weight
         empty = torch.zeros(batch, self.qkv.kv_heads, 0, self.qkv.head_dim,

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from einsearch.ops.context import CONTEXT_KINDS
 from einsearch.plugins import import_submodules
 
 # Categories that mix information across positions; the rest act per token.
@@ -45,6 +46,9 @@ class OpSpec:
     # dims the primitive accepts: a predicate on (dim, hparams) -> error text or None.
     validate: Callable[[int, dict], str | None] | None = None
     needs_seq_len: bool = False  # constructor takes `seq_len` (e.g. token-mixing MLPs)
+    # cross-layer values read during forward ("embedding", "attention"; see einsearch.ops.context);
+    # equal to the class's `context_needs`, which is what Net sees at run time.
+    needs_context: tuple[str, ...] = ()
     # False for FFT-based forms: causal in exact arithmetic, but in floating point a later input
     # moves earlier outputs by rounding (~1e-16 relative). Tests then bound the leak instead of
     # requiring bit-identical outputs.
@@ -96,6 +100,7 @@ def register(
     validate: Callable[[int, dict], str | None] | None = None,
     needs_seq_len: bool = False,
     exact_causal: bool = True,
+    needs_context: tuple[str, ...] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that adds a primitive to the registry under `name`."""
 
@@ -107,10 +112,14 @@ def register(
         for key, value in dflt.items():
             if key not in hp or value not in hp[key]:
                 raise ValueError(f"{name}: default {key}={value!r} is not among its choices")
+        needs = tuple(needs_context)
+        if set(needs) - set(CONTEXT_KINDS) or tuple(getattr(cls, "context_needs", ())) != needs:
+            raise ValueError(f"{name}: needs_context={needs!r} must be among {CONTEXT_KINDS} and equal "
+                             f"the class's context_needs (a ContextConsumer)")
         _REGISTRY[name] = OpSpec(
             name=name, cls=cls, category=category, cost=cost, hparams=hp, defaults=dflt,
             causal=causal, noncausal=noncausal, state_size=state_size, seq_flops=seq_flops,
-            validate=validate, needs_seq_len=needs_seq_len,
+            validate=validate, needs_seq_len=needs_seq_len, needs_context=needs,
             exact_causal=exact_causal, doc=(cls.__doc__ or "").strip().split("\n")[0],
         )
         cls.op_name = name

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from einsearch.evaluators.task import Task, get_task
-from einsearch.grammar import Arch, check, parse
+from einsearch.grammar import Arch, ArchError, check, parse
 from einsearch.ops import list_ops
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,11 @@ def _sized(template: Template, task: Task, width: int | None, depth: int | None,
             sizes.append((WIDTHS[0], 1))
     for w, d in sizes:
         arch = template.render(w, d)
-        if check(arch, task).params <= max_params:
+        try:
+            fits = check(arch, task).params <= max_params
+        except ArchError:  # e.g. a head size that does not divide this width: try the next size
+            continue
+        if fits:
             return arch
     return None
 

@@ -56,6 +56,7 @@ def _layer(node: Node, counts: Weights) -> None:
         counts[f"{kind}.category"][category] += 1
     elif node.kind == "parallel":
         counts["layer"]["parallel"] += 1
+        counts["parallel.agg"][node.args[0] if node.args else "mean"] += 1
         for child in node.children:
             _layer(child, counts)
     else:  # compose

@@ -27,28 +27,39 @@ class SearchConfig:
     fidelity: str | None = None
     max_params: int | None = None
     workers: int = 1
-    executor: str = "local"  # local | ray | fake | fake:DELAY_SECONDS
+    executor: str = "ray"  # ray | local | fake | fake:DELAY_SECONDS
     seed_with: str | None = None  # comma-separated baseline names, or 'all'
     seed: int = 0
     train_seed: int = 0
-    time_limit_s: float | None = None
+    time_limit_s: float | None = None  # the whole search: stop asking after this long
     weights: str | None = None  # pcfg-learn: a TOML of learned weights to start from
+    # Per candidate (handed to the executor).
+    candidate_time_limit_s: float | None = None
+    device: str | None = None  # cpu, cuda, cuda:1; default: cuda when the worker has a GPU
+    eval_every: int | None = None  # learning-curve interval in steps (multi-fidelity reads it)
+    # Ray only.
+    ray_address: str | None = None  # join this cluster ("auto" or HOST:PORT); default: start a local Ray
+    num_cpus: float = 1  # per candidate; torch threads follow it
+    num_gpus: float = 0  # per candidate; fractional packs several candidates on one GPU
+    max_retries: int = 1  # re-runs of a candidate whose worker died
 
 
-def make_executor(kind: str, workers: int) -> Any:
-    """The executor named `kind`; `fake[:delay]` runs the fake evaluator (tests, demos)."""
-    name, _, arg = kind.partition(":")
+def make_executor(config: SearchConfig) -> Any:
+    """The executor the configuration names, with its per-candidate budgets; `fake[:delay]` runs the
+    fake evaluator (tests, demos)."""
+    name, _, arg = config.executor.partition(":")
     if name == "fake":
         return FakeExecutor(delay=float(arg or 0))
     if name not in ("local", "ray"):
-        raise ValueError(f"unknown executor {kind!r}; choose local, ray or fake")
-    if name == "local":
-        from einsearch.evaluators.executor import LocalExecutor
+        raise ValueError(f"unknown executor {config.executor!r}; choose ray, local or fake")
+    from einsearch.evaluators.executor import make_executor as make
 
-        return LocalExecutor(workers=workers)
-    from einsearch.evaluators.executor_ray import RayExecutor
-
-    return RayExecutor(workers=workers)
+    options: dict[str, Any] = {"time_limit": config.candidate_time_limit_s, "max_params": config.max_params,
+                               "device": config.device, "eval_every": config.eval_every}
+    if name == "ray":
+        options |= {"address": config.ray_address, "num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
+                    "max_retries": config.max_retries}
+    return make(name, workers=config.workers, **options)
 
 
 def seeds(config: SearchConfig) -> list:
@@ -74,7 +85,7 @@ def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url
                              limits=Limits(max_params=config.max_params), initial=seeds(config),
                              train_seed=config.train_seed, storage=db_url, study_name=f"einsearch:{config.name}",
                              fidelity=config.fidelity, extra=options)
-    executor = make_executor(config.executor, config.workers)
+    executor = make_executor(config)
     if not resume:  # only once everything above is known to work
         store.create_search(config.name, task=task.spec, strategy=config.strategy, config=asdict(config),
                             seed=config.seed, budget=config.budget)

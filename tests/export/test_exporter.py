@@ -42,7 +42,9 @@ def test_header_model_and_build():
 
 def test_only_the_classes_used_are_written():
     source = export_source(GLU_ARCH, CAUSAL)
-    assert _classes(source) == {"GLU", "Block", "Net", "Model", "RMSNorm", "TokenStem", "SequenceHead"}
+    # Context and ContextConsumer: Net's cross-layer context (einsearch.ops.context)
+    assert _classes(source) == {"GLU", "Block", "Net", "Model", "RMSNorm", "TokenStem", "SequenceHead",
+                                "Context", "ContextConsumer"}
     classify = export_source(GLU_ARCH, NONCAUSAL)
     assert "PooledHead" in _classes(classify) and "SequenceHead" not in _classes(classify)
 

@@ -70,3 +70,21 @@ def test_attend_matches_explicit_masked_softmax():
     scores = q @ k.transpose(1, 2) / 4.0
     scores = scores.masked_fill(torch.ones(16, 16).triu(1).bool(), float("-inf"))
     assert torch.allclose(attend(x), scores.softmax(-1) @ x)
+
+
+def test_parallel_block_with_a_zero_ffn_equals_the_attention_only_block():
+    """parallel(sum, ...) is the parallel block: attention and FFN on the same normalised input, summed."""
+    torch.manual_seed(0)
+    attention = "attention(heads=2, kv_heads=2, rope=true)"
+    parallel = build(parse(f"net(32, block(pre:rms, parallel(sum, {attention}, glu())))"), "toy-causal")
+    alone = build(parse(f"net(32, block(pre:rms, {attention}))"), "toy-causal")
+    with torch.no_grad():
+        for p in parallel.blocks[0].layer.layers[1].parameters():  # the FFN branch outputs zeros
+            p.zero_()
+    state = {k.replace("layer.layers.0.", "layer."): v for k, v in parallel.state_dict().items()
+             if "layers.1." not in k}
+    alone.load_state_dict(state)
+    tokens = torch.randint(0, 32, (2, 16))
+    torch.testing.assert_close(parallel(tokens), alone(tokens))
+    mean = build(parse(f"net(32, block(pre:rms, parallel({attention}, glu())))"), "toy-causal")
+    assert mean.blocks[0].layer.scale == 0.5

@@ -17,10 +17,7 @@ def test_gradient_of_output_t_wrt_later_inputs_is_zero(seed, t):
     torch.manual_seed(seed % 1000)
     model = build(arch, TASK).double().train()
     x = model.stem(TASK.example_input(2)).detach().requires_grad_(True)  # (B, L, D)
-    h = x
-    for block in model.blocks:
-        h = block(h)
-    out = model.head(h)  # (B, L, V)
+    out = model.head(model.backbone(x))  # (B, L, V); backbone wires the cross-layer context
     out[:, t].sum().backward()
     later = x.grad[:, t + 1:]
     if all(get_op(name).exact_causal for name in arch.ops()):

@@ -74,3 +74,18 @@ def test_registration_state_and_validation():
         if spec.check_dim(32, hp) is None:
             y = create("attention", 32, causal=True, **hp)(torch.randn(1, 5, 32))
             assert y.shape == (1, 5, 32)
+
+
+def test_attention_weights_reproduce_forward():
+    torch.manual_seed(0)
+    for causal, kv_heads in ((True, 2), (False, 4)):
+        op = create("attention", 32, causal=causal, heads=4, kv_heads=kv_heads).double()
+        x = torch.randn(2, 9, 32, dtype=torch.float64)
+        w = op.attention_weights(x)  # (B, H, L, L)
+        assert torch.allclose(w.sum(-1), torch.ones_like(w[..., 0]))
+        if causal:
+            assert (w.triu(1) == 0).all()
+        _, _, v = op.qkv(x)
+        v = v.repeat_interleave(4 // kv_heads, dim=1)
+        y = op.out((w @ v).transpose(1, 2).reshape(2, 9, 32))
+        torch.testing.assert_close(y, op(x))
