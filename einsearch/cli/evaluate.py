@@ -68,6 +68,9 @@ def _summary(candidate: Candidate, result: Result) -> None:
             ("train time", f"{result.train_time_s:.2f} s"), ("tokens/s", fmt(result.tokens_per_s, ",.0f")),
             ("peak memory", fmt(result.peak_mem_bytes and result.peak_mem_bytes / 2**20, ",.0f") + " MiB"),
             ("device", f"{result.device or '-'} on {result.host or '-'}")]
+    rows[2:2] = [(name, fmt(value, ".4f")) for name, value in result.extra_metrics.items()]  # e.g. ridge_mse
+    if result.patterns:
+        rows.append(("attention patterns", ", ".join(p["pattern"] for p in result.patterns)))
     for name, value in rows:
         table.add_row(name, value)
     if result.curve:

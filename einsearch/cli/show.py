@@ -73,12 +73,29 @@ def _print_evaluation(e: EvaluationRecord) -> None:
               "train_time_s": e.train_time_s, "tokens_per_s": e.tokens_per_s, "peak_mem_bytes": e.peak_mem_bytes,
               "host": e.host, "device": e.device, "weights": e.weights_path, "cached_from": e.cached_from,
               "error": e.error}
-    extra = {k: v for k, v in e.metrics.items() if k not in fields and k != "status"}
+    extra = {k: v for k, v in e.metrics.items()
+             if k not in fields and k not in ("status", "extra_metrics", "patterns")}
+    extra.update(e.metrics.get("extra_metrics") or {})  # task-specific figures, e.g. ridge_mse
     for name, value in {**fields, **extra}.items():
         if value is not None:
             table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
     console.print(table)
     _print_curve(e.curve)
+
+
+def _print_patterns(e: EvaluationRecord) -> None:
+    """The attention-pattern analysis stored with the evaluation (one row per attention layer)."""
+    found = e.metrics.get("patterns")
+    if not found:
+        console.print(f"attention patterns (evaluation {e.id}): none recorded (no attention layer with an "
+                      "explicit matrix, or not analysed)", highlight=False)
+        return
+    table = Table("layer", "op", "pattern", "local mass", "global mass", "heads",
+                  title=f"attention patterns (evaluation {e.id})", box=None)
+    for p in found:
+        table.add_row(str(p.get("layer", "-")), str(p.get("op", "-")), str(p.get("pattern", "-")),
+                      short(p.get("local")), short(p.get("global")), " ".join(p.get("heads") or []))
+    console.print(table)
 
 
 def _print_lineage(store: Store, arch_hash: str) -> None:
@@ -91,7 +108,7 @@ def _print_lineage(store: Store, arch_hash: str) -> None:
         console.print(f"child   {edge.child_hash}  by {edge.op}  (search {edge.search or '-'})", highlight=False)
 
 
-def _show_found(store: Store, found: EvaluationRecord | ArchRecord, as_json: bool) -> None:
+def _show_found(store: Store, found: EvaluationRecord | ArchRecord, as_json: bool, patterns: bool = False) -> None:
     arch_hash = found.arch_hash if isinstance(found, EvaluationRecord) else found.hash
     evals = [found] if isinstance(found, EvaluationRecord) else store.evaluations(arch_hash=arch_hash)
     parents, children = store.lineage(arch_hash)
@@ -116,6 +133,10 @@ def _show_found(store: Store, found: EvaluationRecord | ArchRecord, as_json: boo
             found = max(done, key=lambda e: e.metric if e.higher_is_better else -e.metric)
     if isinstance(found, EvaluationRecord):
         _print_evaluation(found)
+        if patterns:
+            _print_patterns(found)
+    elif patterns:
+        console.print("attention patterns: no finished evaluation")
     _print_lineage(store, arch_hash)
 
 
@@ -124,6 +145,8 @@ def show(
     ref: str = typer.Argument(..., metavar="ID", help="Evaluation id (e.g. 12 or e12), architecture hash or "
                               "unique prefix, or an architecture string."),
     json: bool = JsonOpt,
+    patterns: bool = typer.Option(False, "--patterns", help="Also the attention pattern (local, hybrid, global) "
+                                  "of each attention layer, as analysed after training."),
     db: Optional[str] = DbOpt,
 ) -> None:
     """An evaluation or architecture: its tree, every metric, its learning curve and its lineage."""
@@ -144,7 +167,7 @@ def show(
             except StoreError as err:
                 problem = str(err)
             else:
-                _show_found(store, found, json)
+                _show_found(store, found, json, patterns)
                 return
     _show_parsed(ref, problem, json)
 

@@ -116,6 +116,11 @@ class Task:
         mask = batch.targets != -100
         return float((pred[mask] == batch.targets[mask]).sum()), int(mask.sum())
 
+    def extra_metrics(self, metric: float, batches: list[Batch]) -> dict[str, float]:
+        """Figures reported beside the final metric, from the held-out batches it was scored on (e.g. a
+        reference estimator's error on the same data); default: none."""
+        return {}
+
 
 _TASKS: dict[str, type[Task]] = {}
 _LOADED = False

@@ -6,9 +6,20 @@
 - `npz:data=FILE.npz,patch=4`: arrays `x` (N, H, W) or (N, C, H, W) and `y` (N,) of class ids 0..K-1.
 Pixels are scaled to [0, 1]. A fixed permutation (seed 0) holds out 1/6 of the images for
 validation; the metric is accuracy on all of them. `digits-tiny` (4x4 patches: 4 tokens) is for tests.
+
+Mixing augmentation (training batches only, never the held-out ones; off by default), as task
+parameters: `digits:mix=maskmix,mix_prob=1`.
+- `mix=maskmix` (MixPro, Zhao et al. 2023): a grid mask whose cells are `mix_cell` x `mix_cell`
+  patches; with lam ~ Beta(mix_alpha, mix_alpha) per batch, ceil(lam * cells) random cells of each
+  image keep it, the others take the same cells of another image of the batch.
+- `mix=cutmix` (Yun et al. 2019): one box per batch, of area share about 1 - lam, from the other image.
+Either way the label weights are the area shares of the final mask: weight w of the image's own
+label, 1 - w of the other's (loss w * CE(own) + (1 - w) * CE(other)). `mix_prob`: the share of
+batches mixed. MixPro's attention labelling (PAL) is not part of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -23,6 +34,8 @@ from einsearch.evaluators.stems import PatchStem
 from einsearch.evaluators.task import Batch, PooledHead, Task, TaskError, register_task
 
 VALID_SHARE = 6  # one image in 6 is held out
+MIXES = ("none", "maskmix", "cutmix")
+MIX_FIELDS = ("mix", "mix_prob", "mix_alpha", "mix_cell")
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,49 @@ def split_images(x: np.ndarray, y: np.ndarray, where: str) -> Images:
     n_valid = max(1, len(x) // VALID_SHARE)
     valid, train = order[:n_valid], order[n_valid:]
     return Images(x[train], y[train], x[valid], y[valid], int(y.max()) + 1)
+
+
+@dataclass(frozen=True)
+class MixedBatch(Batch):
+    """A training batch of mixed images: `targets` weighs `weight`, `mixed_targets` 1 - weight."""
+
+    mixed_targets: torch.Tensor  # (B,) label of the image mixed in
+    weight: torch.Tensor  # (B,) area share of each image's own pixels
+
+
+def maskmix_mask(batch: int, height: int, width: int, cell: int, lam: float, rng: np.random.Generator) -> torch.Tensor:
+    """(B, H, W) of 0/1: 1 where the image keeps its pixels, constant on each `cell` x `cell` square of
+    a grid from the top-left corner; ceil(lam * cells) cells of each image are 1 (MixPro's MaskMix)."""
+    rows, cols = -(-height // cell), -(-width // cell)
+    cells = rows * cols
+    keep = min(cells, max(0, math.ceil(lam * cells)))
+    grid = np.zeros((batch, cells), dtype=np.float32)
+    for b in range(batch):
+        grid[b, rng.permutation(cells)[:keep]] = 1.0
+    grid = torch.from_numpy(grid).view(batch, rows, cols)
+    return grid.repeat_interleave(cell, 1).repeat_interleave(cell, 2)[:, :height, :width]
+
+
+def cutmix_mask(batch: int, height: int, width: int, lam: float, rng: np.random.Generator) -> torch.Tensor:
+    """(B, H, W) of 0/1: 0 inside one box (the same for the batch) of sides sqrt(1 - lam) times the
+    image's, centred uniformly at random and clipped to the image (CutMix)."""
+    ratio = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(height * ratio), int(width * ratio)
+    cy, cx = int(rng.integers(height)), int(rng.integers(width))
+    y0, y1 = np.clip([cy - cut_h // 2, cy + cut_h // 2], 0, height)
+    x0, x1 = np.clip([cx - cut_w // 2, cx + cut_w // 2], 0, width)
+    mask = torch.ones(batch, height, width)
+    mask[:, y0:y1, x0:x1] = 0.0
+    return mask
+
+
+def mix_batch(images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+              rng: np.random.Generator) -> MixedBatch:
+    """Each image keeps its pixels where mask (B, H, W) is 1 and takes a random partner's elsewhere."""
+    partner = torch.from_numpy(rng.permutation(len(images)))
+    m = mask[:, None].to(images.dtype)  # (B, 1, H, W)
+    mixed = images * m + images[partner] * (1 - m)
+    return MixedBatch(mixed, labels, labels[partner], mask.flatten(1).mean(1))
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,15 +142,37 @@ class ImageTask(Task):
     lr: ClassVar[float] = 2e-3
 
     patch: int = 2
+    mix: str = "none"  # none | maskmix | cutmix: training batches only
+    mix_prob: float = 1.0  # share of training batches mixed
+    mix_alpha: float = 1.0  # lam ~ Beta(alpha, alpha)
+    mix_cell: int = 1  # maskmix: mask cell side in patches
 
     def images(self) -> Images:
         raise NotImplementedError
 
     def __post_init__(self) -> None:
+        if self.mix not in MIXES:
+            raise TaskError(f"mix={self.mix!r} is not one of {', '.join(MIXES)}")
+        if not 0.0 <= self.mix_prob <= 1.0 or not self.mix_alpha > 0 or self.mix_cell < 1:
+            raise TaskError(f"needs 0 <= mix_prob <= 1, mix_alpha > 0 and mix_cell >= 1, got mix_prob={self.mix_prob}, "
+                            f"mix_alpha={self.mix_alpha}, mix_cell={self.mix_cell}")
         data = self.images()  # validates the data (and the optional dependency) at construction
         _, _, h, w = data.train_x.shape
         if self.patch < 1 or h % self.patch or w % self.patch:
             raise TaskError(f"patch={self.patch} must divide the image size {h}x{w}")
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec; the mixing parameters appear only when mixing is on (no mixing: the spec of old)."""
+        names = [f.name for f in dataclasses.fields(self) if self.mix != "none" or f.name not in MIX_FIELDS]
+        params = ",".join(f"{name}={getattr(self, name)}" for name in names)
+        return f"{self.name}:{params}"
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        """(rows, columns) of patch tokens, in the order the stem flattens them."""
+        _, _, h, w = self.images().train_x.shape
+        return h // self.patch, w // self.patch
 
     @property
     def eval_batches(self) -> int:
@@ -123,12 +201,33 @@ class ImageTask(Task):
         data = self.images()
         if split == "train":  # random draws with replacement
             gen = torch.Generator().manual_seed(seed)
+            rng = np.random.default_rng([seed, 1])  # mixing draws: the images drawn do not depend on them
             while True:
                 idx = torch.randint(0, len(data.train_y), (batch_size,), generator=gen)
-                yield Batch(data.train_x[idx], data.train_y[idx])
+                batch = Batch(data.train_x[idx], data.train_y[idx])
+                yield self._mixed(batch, rng) if self.mix != "none" else batch
         while True:  # validation: the split in order, chunk by chunk
             for start in range(0, len(data.valid_y), batch_size):
                 yield Batch(data.valid_x[start:start + batch_size], data.valid_y[start:start + batch_size])
+
+
+    def _mixed(self, batch: Batch, rng: np.random.Generator) -> Batch:
+        if rng.random() >= self.mix_prob:
+            return batch
+        n, _, h, w = batch.inputs.shape
+        lam = float(rng.beta(self.mix_alpha, self.mix_alpha))
+        if self.mix == "maskmix":
+            mask = maskmix_mask(n, h, w, self.mix_cell * self.patch, lam, rng)
+        else:
+            mask = cutmix_mask(n, h, w, lam, rng)
+        return mix_batch(batch.inputs, batch.targets, mask, rng)
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if isinstance(batch, MixedBatch):  # label weights = area shares
+            own = nn.functional.cross_entropy(logits, batch.targets, reduction="none")
+            other = nn.functional.cross_entropy(logits, batch.mixed_targets, reduction="none")
+            return (batch.weight * own + (1 - batch.weight) * other).mean()
+        return super().loss(logits, batch)
 
 
 @register_task("digits")

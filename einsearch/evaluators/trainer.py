@@ -8,6 +8,8 @@ limit) becomes `Result(status="failed", error=<one line>)`, never an exception.
 Recipe: AdamW (weight decay on matrices only), linear warm-up then cosine decay to 10% of the peak
 rate, gradient clipping at 1.0, loss = task loss + the primitives' auxiliary losses; bf16 autocast
 on CUDA; on the CPU a run is a pure function of (architecture, task, steps, seed).
+After training, a successful run also reports the task's `extra_metrics` and, for a model with
+attention layers, their patterns (local / hybrid / global, see `patterns.py`).
 """
 from __future__ import annotations
 
@@ -167,10 +169,30 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
     best = None
     for m in metrics:
         best = m if _better(task, m, best) else best
+    extra_metrics, patterns = _after_training(model, task, metrics[-1], eval_set)
     return Result(status="ok", metric=metrics[-1], best_metric=best, loss=sum(losses[-10:]) / len(losses[-10:]),
                   curve=curve, train_time_s=train_time, wall_time_s=time.perf_counter() - started,
                   tokens_per_s=tokens / train_time if train_time > 0 else None,
-                  peak_mem_bytes=_peak_memory(device), **base)
+                  peak_mem_bytes=_peak_memory(device), extra_metrics=extra_metrics, patterns=patterns, **base)
+
+
+def _after_training(model: nn.Module, task: Task, metric: float,
+                    eval_set: list[Batch]) -> tuple[dict[str, float], list[dict[str, Any]] | None]:
+    """The task's extra figures and the attention patterns (two held-out batches); a failure here is
+    logged and leaves them out, never fails the candidate."""
+    from einsearch.evaluators import patterns
+
+    try:
+        extra = task.extra_metrics(metric, eval_set)
+    except Exception:
+        log.warning("extra metrics of %s failed", task.spec, exc_info=True)
+        extra = {}
+    try:
+        found = patterns.analyse(model, [b.inputs for b in eval_set[:2]], getattr(task, "token_grid", None))
+    except Exception:
+        log.warning("attention-pattern analysis failed", exc_info=True)
+        found = None
+    return extra, found
 
 
 def _check_step(value: float, step: int, losses: list[float], cfg: TrainConfig, device: torch.device,

@@ -69,6 +69,10 @@ class Result:
     device: str | None = None
     host: str | None = None
     error: str | None = None  # one line, None unless failed
+    # Task-specific figures reported beside the metric (e.g. icl-regression's ridge_mse and mse_ratio).
+    extra_metrics: dict[str, float | None] = field(default_factory=dict)
+    # Attention-pattern analysis of the trained model (einsearch.evaluators.patterns), None when not run.
+    patterns: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
@@ -89,7 +93,7 @@ class Result:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["curve"] = [(int(s), m) for s, m in (data.get("curve") or [])]
-        for name in ("wall_time_s", "train_time_s"):
+        for name in ("wall_time_s", "train_time_s", "extra_metrics"):
             if kwargs.get(name) is None:
                 kwargs.pop(name, None)
         return cls(**kwargs)
@@ -106,6 +110,11 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 def _finite(value: Any) -> Any:
+    """NaN and infinities become None, inside dicts and lists too."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
     return value

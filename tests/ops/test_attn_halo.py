@@ -59,3 +59,20 @@ def test_registered_choices_run():
     for block in (8, 16, 32, 64):
         module = create("halo_attention", 32, causal=True, block=block)
         assert module(torch.randn(1, 37, 32)).shape == (1, 37, 32)
+
+
+def test_attention_weights_reproduce_forward():
+    torch.manual_seed(0)
+    length, block = 27, 8  # not a multiple of the block: the padded last block is covered
+    for causal in (True, False):
+        op = create("halo_attention", 32, causal=causal, heads=4, block=block).double()
+        x = torch.randn(2, length, 32, dtype=torch.float64)
+        w = op.attention_weights(x)  # (B, H, L, L)
+        i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+        bi, bj = i // block, j // block
+        allowed = ((bj == bi) | (bj == bi - 1)) & (j <= i) if causal else (bj - bi).abs() <= 1
+        assert (w[..., ~allowed] == 0).all() and (w[..., allowed] > 0).all()
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, length, dtype=torch.float64))
+        _, _, v = op.qkv(x)
+        y = op.out((w @ v).transpose(1, 2).reshape(2, length, 32))
+        torch.testing.assert_close(y, op(x))

@@ -69,3 +69,18 @@ def test_state_size_is_latent_plus_rope_per_position():
     for x_t in torch.randn(1, 5, 64).unbind(1):
         _, state = module.step(x_t, state)
     assert state[0].numel() == spec.state(64, 5, {"heads": 4, "latent_div": 4}) == (16 + 8) * 5
+
+
+def test_attention_weights_reproduce_forward():
+    torch.manual_seed(0)
+    length = 11
+    for causal in (True, False):
+        op = create("mla", 32, causal=causal, heads=4, latent_div=4).double()
+        x = torch.randn(2, length, 32, dtype=torch.float64)
+        w = op.attention_weights(x)  # (B, H, L, L)
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, length, dtype=torch.float64))
+        if causal:
+            assert (w.triu(1) == 0).all()
+        v = op.up_v(op.kv_norm(op.down_kv(x))).view(2, length, 4, 8).transpose(1, 2)  # per-head values
+        y = op.out((w @ v).transpose(1, 2).reshape(2, length, 32))
+        torch.testing.assert_close(y, op(x))

@@ -95,3 +95,19 @@ def test_causal_and_step(n_heads, shared, topk, rope):
     module = create("moh_attention", DIM, causal=True, heads=n_heads, shared=shared, topk=topk, rope=rope)
     assert_causal(module, DIM)
     assert_step_matches_forward(module, DIM)
+
+
+def test_attention_weights_reproduce_forward():
+    torch.manual_seed(0)
+    length = 10
+    for causal in (True, False):
+        op = create("moh_attention", 32, causal=causal, heads=4, shared=1, topk=2).double().eval()
+        x = torch.randn(2, length, 32, dtype=torch.float64)
+        w = op.attention_weights(x)  # (B, H, L, L)
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, length, dtype=torch.float64))
+        if causal:
+            assert (w.triu(1) == 0).all()
+        _, _, v = op.qkv(x)
+        heads = (w @ v) * op.gates(x).transpose(1, 2)[..., None]  # (B, H, L, d) weighted per token
+        y = op.out(heads.transpose(1, 2).reshape(2, length, 32))
+        torch.testing.assert_close(y, op(x))

@@ -55,3 +55,19 @@ def test_rows_are_not_normalised():
     x = torch.randn(1, 5, DIM, dtype=torch.float64)
     expected = linear(x, module.v).sum(1, keepdim=True).expand(1, 5, DIM) / 6
     assert rel_err(module(x), expected) < 1e-12
+
+
+def test_attention_weights_reproduce_forward():
+    torch.manual_seed(0)
+    length = 12
+    for causal in (True, False):
+        op = create("sigmoid_attention", 32, causal=causal, heads=4).double()
+        x = torch.randn(2, length, 32, dtype=torch.float64)
+        w = op.attention_weights(x)  # (B, H, L, L), not row-normalised
+        assert (w >= 0).all() and (w <= 1).all()
+        if causal:
+            past = torch.ones(length, length, dtype=torch.bool).tril()
+            assert (w[..., ~past] == 0).all() and (w[..., past] > 0).all()
+        v = op.v(x).view(2, length, 4, 8).transpose(1, 2)
+        y = op.out((w @ v).transpose(1, 2).reshape(2, length, 32))
+        torch.testing.assert_close(y, op(x))

@@ -72,3 +72,19 @@ def test_window_limits_the_context():
     near[:, 7] += 1.0
     assert torch.equal(module(far)[:, 10], module(x)[:, 10])
     assert not torch.allclose(module(near)[:, 10], module(x)[:, 10])
+
+
+def test_attention_weights_reproduce_forward():
+    torch.manual_seed(0)
+    length, window = 40, 16  # longer than the window: forward takes the blocked path
+    for causal in (True, False):
+        op = create("sliding_window", 32, causal=causal, heads=4, window=window).double()
+        x = torch.randn(2, length, 32, dtype=torch.float64)
+        w = op.attention_weights(x)  # (B, H, L, L)
+        i, j = torch.arange(length)[:, None], torch.arange(length)[None, :]
+        allowed = ((j <= i) & (i - j < window)) if causal else (i - j).abs() < window
+        assert (w[..., ~allowed] == 0).all() and (w[..., allowed] > 0).all()
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, length, dtype=torch.float64))
+        _, _, v = op.qkv(x)
+        y = op.out((w @ v).transpose(1, 2).reshape(2, length, 32))
+        torch.testing.assert_close(y, op(x))

@@ -72,3 +72,20 @@ def test_causal_and_step(topk):
     module = TopKAttention(DIM, causal=True, heads=2, topk=topk)
     assert_causal(module, DIM)
     assert_step_matches_forward(module, DIM)
+
+
+def test_attention_weights_reproduce_forward():
+    torch.manual_seed(0)
+    length, topk = 20, 8
+    for causal in (True, False):
+        op = create("topk_attention", 32, causal=causal, heads=4, topk=topk).double()
+        x = torch.randn(2, length, 32, dtype=torch.float64)
+        w = op.attention_weights(x)  # (B, H, L, L)
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, length, dtype=torch.float64))
+        visible = torch.arange(1, length + 1).clamp(max=topk) if causal else torch.full((length,), topk)
+        assert torch.equal((w > 0).sum(-1), visible.expand(2, 4, length))  # k largest visible keys per row
+        if causal:
+            assert (w.triu(1) == 0).all()
+        _, _, v = op.qkv(x)
+        y = op.out((w @ v).transpose(1, 2).reshape(2, length, 32))
+        torch.testing.assert_close(y, op(x))
