@@ -15,18 +15,16 @@ import datetime
 import logging
 import os
 import platform
-import re
 import time
-from pathlib import Path
 
 import torch
 
 from einsearch.evaluators.executor import LocalExecutor
 from einsearch.evaluators.types import Candidate
 from einsearch.search.library import get_baseline
+from results_md import RESULTS, write_section
 
 log = logging.getLogger("bench.evaluate")
-RESULTS = Path(__file__).with_name("RESULTS.md")
 TASK = "lm-tiny"
 
 
@@ -94,14 +92,6 @@ def section(r: dict) -> str:
             f"| executor | wall s / candidate | in training steps s | overhead share |\n|---|---|---|---|\n{rows}\n\n"
             f"Ray throughput: 1 worker {r['one']:.1f} candidates/min, 2 workers {r['two']:.1f} candidates/min "
             f"({r['speedup']:.2f}x). Targets: overhead < 5% at a ~20 s candidate; 2 workers >= 1.7x.\n")
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) only the '## Evaluate (bench/evaluate.py)' section of bench/RESULTS.md."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"## Evaluate \(bench/evaluate\.py\)\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: text.rstrip("\n"), old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new if new.endswith("\n") else new + "\n")
 
 
 def main() -> None:

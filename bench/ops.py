@@ -40,9 +40,9 @@ import torch
 
 from einsearch.ops import aux_loss, create, get_op, list_ops
 from einsearch.ops.registry import OpSpec
+from results_md import RESULTS, write_section
 
 log = logging.getLogger("bench.ops")
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Ops (bench/ops.py)"
 MMAP_THRESHOLD = "65536"
 STEP_FAMILIES = ("recurrent", "ssm")
@@ -274,14 +274,6 @@ def run_device(device: str, cfg: argparse.Namespace, specs: list[OpSpec]) -> lis
     return report(device, cfg, specs, rows, steps, vs_sdpa)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) this benchmark's section, leaving the other sections alone."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = re.compile(re.escape(HEADING) + r".*?(?=\n## |\Z)", re.S)
-    old = section.sub("", old).rstrip() + "\n\n"
-    path.write_text(old + text.strip() + "\n")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
@@ -318,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += run_device(device, cfg, specs) + [""]
     if cfg.quick:
         lines.insert(2, "Quick run (tiny sizes: a smoke test, not a measurement).\n")
-    write_section(cfg.out, "\n".join(lines))
+    write_section("\n".join(lines), cfg.out)
     log.info("wrote %s", cfg.out)
 
 

@@ -10,9 +10,7 @@ import argparse
 import datetime
 import platform
 import random
-import re
 import time
-from pathlib import Path
 
 import torch
 
@@ -20,8 +18,8 @@ from einsearch import check
 from einsearch.evaluators import get_task
 from einsearch.grammar.sampler import Limits, Sampler
 from einsearch.grammar.tree import Arch, ArchError
+from results_md import write_section
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def measure(task_spec: str, n: int, max_params: int | None, seed: int = 0) -> dict:
@@ -40,13 +38,6 @@ def measure(task_spec: str, n: int, max_params: int | None, seed: int = 0) -> di
             failed += 1
     seconds = time.perf_counter() - start
     return {"task": task_spec, "max_params": max_params, "n": n, "per_s": n / seconds, "failed": failed}
-
-
-def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = re.compile(r"## Sampler \(bench/sampler\.py\).*?(?=\n## |\Z)", re.S)
-    old = section.sub("", old).rstrip() + "\n\n"
-    RESULTS.write_text(old + text.strip() + "\n")
 
 
 def main() -> None:

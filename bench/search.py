@@ -15,7 +15,6 @@ import argparse
 import datetime
 import logging
 import platform
-import re
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import optuna
 from einsearch.grammar import Limits
 from einsearch.search.fake import fake_result
 from einsearch.search.strategies import make_strategy
+from results_md import RESULTS, write_section
 
 SECTION = "## Search (bench/search.py)"
 DEFAULT_STRATEGIES = ["random", "evolution:population=10", "evolution:population=10,crossover=0.3", "tpe",
@@ -79,14 +79,6 @@ def table(curves: dict[str, list[list[float]]], seconds: dict[str, float], budge
     return lines
 
 
-def replace_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = f"{SECTION}\n{body}\n"
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + f"\n\n{block}"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=100)
@@ -95,7 +87,7 @@ def main() -> None:
     parser.add_argument("--max-params", type=int, default=500_000)
     parser.add_argument("--strategies", default=";".join(DEFAULT_STRATEGIES),
                         help="';'-separated when options contain commas, else ','-separated")
-    parser.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
+    parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--png", default=None, help="default: search.png beside --results")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -123,7 +115,7 @@ def main() -> None:
         "Not yet measured: the real-task comparison (best search result vs best seeded baseline at a fixed "
         "training budget) needs the trainer and executors.",
     ])
-    replace_section(results, body)
+    write_section(f"{SECTION}\n{body}", results)
 
 
 if __name__ == "__main__":

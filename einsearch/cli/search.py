@@ -131,6 +131,8 @@ def _to_config(values: dict[str, Any], where: str) -> Any:
     for key in ("budget", "workers", "steps"):
         if values.get(key, 1) < 1:
             fail(f"{where}{key}: must be >= 1")
+    if values.get("keep_weights", 0) < 0:
+        fail(f"{where}keep-weights: must be >= 0")
     values.setdefault("task", "toy-causal")  # as on every other command
     strategy = values.get("strategy", SearchConfig.strategy)
     values.setdefault("name", f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}")
@@ -163,6 +165,8 @@ def search_command(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if the worker "
                                                                 "has one)."),
     seed_with: Optional[str] = typer.Option(None, "--seed-with", help="Baselines to start from: a,b or all."),
+    keep_weights: Optional[int] = typer.Option(None, "--keep-weights", help="Keep the trained weights of the best "
+                                               "K candidates [3]; 0 keeps none."),
     name: Optional[str] = typer.Option(None, "--name", help="Search name (default: strategy and time)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="pcfg-learn: learned weights TOML to start from."),
     db: Optional[str] = DbOpt,
@@ -172,7 +176,7 @@ def search_command(
     given = dict(task=task, strategy=strategy, budget=budget, steps=steps, fidelity=fidelity, time_limit=time_limit,
                  candidate_time_limit=candidate_time_limit, max_params=max_params, workers=workers,
                  executor=executor, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, device=device,
-                 seed_with=seed_with, name=name, weights=weights, seed=seed)
+                 seed_with=seed_with, keep_weights=keep_weights, name=name, weights=weights, seed=seed)
     values = load_config_file(config_file) if config_file else {}
     values |= {k: v for k, v in given.items() if v is not None}
     config = _to_config(values, f"--config {config_file}: " if config_file else "--")

@@ -10,6 +10,7 @@ Interface (asynchronous, so a loop can keep every worker busy):
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import deque
 from dataclasses import dataclass
@@ -28,10 +29,10 @@ class Budgets:
     max_params: int | None = None
     eval_every: int | None = None
     max_mem: int | None = None
+    keep_weights: bool = False  # return each successful candidate's trained weights with its result
 
     def kwargs(self) -> dict[str, Any]:
-        return {"device": self.device, "time_limit": self.time_limit, "max_params": self.max_params,
-                "eval_every": self.eval_every, "max_mem": self.max_mem}
+        return dataclasses.asdict(self)
 
 
 class Executor(Protocol):

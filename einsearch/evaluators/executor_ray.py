@@ -10,6 +10,7 @@ Ray workers start in the driver's working directory with it on their path, so a 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -22,14 +23,15 @@ from einsearch.evaluators.types import Candidate, Result, one_line
 log = logging.getLogger(__name__)
 
 
-def _run(candidate: dict[str, Any], budgets: dict[str, Any], threads: int) -> dict[str, Any]:
+def _run(candidate: dict[str, Any], budgets: dict[str, Any], threads: int) -> tuple[dict[str, Any], Any]:
     """Body of the Ray task: train one candidate in the worker, with the worker's CPU share as threads."""
     import torch
 
     from einsearch.evaluators.trainer import evaluate
 
     torch.set_num_threads(threads)
-    return evaluate(Candidate.from_dict(candidate), **budgets).to_dict()
+    result = evaluate(Candidate.from_dict(candidate), **budgets)
+    return result.to_dict(), result.weights  # the weights (tensors) travel beside the JSON-ready dict
 
 
 def _reason(err: Exception, retries: int) -> str:
@@ -97,7 +99,8 @@ class RayExecutor:
         for ref in ready:
             key = self._pending.pop(ref)
             try:
-                result = Result.from_dict(ray.get(ref))
+                data, weights = ray.get(ref)
+                result = dataclasses.replace(Result.from_dict(data), weights=weights)
             except Exception as err:  # the task's own failures are Results; these are Ray's (dead worker, ...)
                 result = Result.failure(_reason(err, self.max_retries))
             out.append((key, result))

@@ -17,7 +17,7 @@ class _TokenTask(Task):
 
     def __post_init__(self) -> None:
         if self.vocab < 4 or self.seq < 2:
-            raise TaskError(f"task {self.name}: needs vocab >= 4 and seq >= 2")
+            raise TaskError(f"needs vocab >= 4 and seq >= 2, got vocab={self.vocab}, seq={self.seq}")
 
     @property
     def seq_len(self) -> int:

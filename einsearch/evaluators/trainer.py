@@ -19,6 +19,7 @@ import resource
 import socket
 import time
 from contextlib import nullcontext
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -214,7 +215,7 @@ def _check_step(value: float, step: int, losses: list[float], cfg: TrainConfig, 
 
 def evaluate(candidate: Candidate, *, device: str | None = None, time_limit: float | None = None,
              max_params: int | None = None, eval_every: int | None = None, max_mem: int | None = None,
-             **overrides: Any) -> Result:
+             keep_weights: bool = False, **overrides: Any) -> Result:
     """Train `candidate` and report its Result; `overrides` replace TrainConfig fields (lr, batch_size, ...).
 
     A task with `members()` (an aggregate such as `mad`) trains one model per member task, each for
@@ -253,4 +254,5 @@ def evaluate(candidate: Candidate, *, device: str | None = None, time_limit: flo
         return Result.failure(f"build failed: {type(err).__name__}: {one_line(str(err))}", metric_name=task.metric,
                               params=report.params, wall_time_s=time.perf_counter() - started, **extra)
     result = train_model(model, task, cfg, device=device, started=started)
-    return Result.from_dict({**result.to_dict(), **extra, "curve": result.curve})
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if keep_weights and result.ok else None
+    return dataclasses.replace(Result.from_dict({**result.to_dict(), **extra, "curve": result.curve}), weights=weights)

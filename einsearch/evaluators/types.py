@@ -73,6 +73,8 @@ class Result:
     extra_metrics: dict[str, float | None] = field(default_factory=dict)
     # Attention-pattern analysis of the trained model (einsearch.evaluators.patterns), None when not run.
     patterns: list[dict[str, Any]] | None = None
+    # Trained weights (state_dict on the CPU), only when the caller asks to keep them; never in to_dict.
+    weights: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "failed"):
@@ -84,7 +86,8 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN/inf become None, the curve a list of [step, metric] pairs."""
-        data = dataclasses.asdict(self)
+        data = dataclasses.asdict(dataclasses.replace(self, weights=None))
+        del data["weights"]
         data["curve"] = [[int(s), _finite(m)] for s, m in self.curve]
         return {k: _finite(v) for k, v in data.items()}
 

@@ -32,7 +32,7 @@ MIX_LN_SHARE = 0.25  # Mix-LN: the first floor(share * blocks) `mixln` blocks ar
 @dataclass(frozen=True)
 class Report:
     params: int
-    flops_per_token: int  # ~2 x weights used per token + sequence-mixing terms
+    flops_per_token: int  # ~2 x weights used per token (routed: active ones) + sequence-mixing terms
     depth: int  # residual blocks, repeats expanded
     causal: bool  # output t never depends on inputs after t
     state_size: int  # decoding state per sequence at the task's length (KV caches, SSM states)
@@ -118,7 +118,9 @@ class Walker:
             raise ArchError(f"in {_short(node)}: {problem} (width {self.dim})")
         causal = self.causal or not spec.noncausal
         params = count_params(name, self.dim, causal, hp, seq_len=self.seq_len)
-        flops = 2 * params + spec.extra_flops(self.dim, self.seq_len, hp)
+        # routed primitives (MoE) use fewer weights per token than they hold
+        active = spec.active(self.dim, spec.resolve(hp), params)
+        flops = 2 * active + spec.extra_flops(self.dim, self.seq_len, hp)
         module = create(name, self.dim, causal=causal, seq_len=self.seq_len, **hp) if self.build else None
         state = spec.state(self.dim, self.seq_len, hp) if spec.is_token_mixer else 0
         return _Info(Fraction(1), params, flops, state, module)

@@ -33,7 +33,8 @@ def _state(dim: int, seq_len: int, hp: dict) -> int:
              "rope": (True, False)},
     defaults={"experts": 4, "top_k": 2, "heads": 2, "shared_kv": False, "rope": True},
     state_size=_state,
-    # every expert is computed densely (the gates zero the unselected ones)
+    # every expert is computed densely (the gates zero the unselected ones), so FLOPs charge all E
+    # experts' weights and attentions: no active_params, unlike the MoE FFNs, which skip them
     seq_flops=lambda dim, seq_len, hp: hp["experts"] * attention_flops(dim, seq_len, hp),
     validate=_validate,
 )

@@ -29,15 +29,21 @@ from einsearch.ops.common import HasAuxLoss
 from einsearch.ops.registry import register
 
 ROUTERS = ("softmax", "sigmoid")
-ROW_BLOCK = 64  # rows per expert matmul (see MoE.dispatch)
+MAX_ROW_BLOCK = 64  # rows per expert matmul block at most (see MoE.dispatch)
 
 
-def _swiglu_blocks(x: torch.Tensor, w1: torch.Tensor, w3: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
-    """One SwiGLU expert on rows x (n, D), n a multiple of ROW_BLOCK, one fixed-size matmul per block."""
-    blocks = x.view(-1, ROW_BLOCK, x.shape[-1])  # (nb, ROW_BLOCK, D)
-    nb = blocks.shape[0]
-    hidden = F.silu(torch.bmm(blocks, w1.expand(nb, -1, -1))) * torch.bmm(blocks, w3.expand(nb, -1, -1))
-    return torch.bmm(hidden, w2.expand(nb, -1, -1)).view(-1, w2.shape[-1])  # (n, D)
+def _row_block(slots: int) -> int:
+    """Rows per block: MAX_ROW_BLOCK, or the smallest power of two >= slots when fewer (decoding).
+
+    A function of the number of routed slots alone, never of the routing: see MoE.dispatch.
+    """
+    return min(MAX_ROW_BLOCK, 1 << max(slots - 1, 0).bit_length())
+
+
+def moe_active_params(dim: int, hp: dict) -> int:
+    """Weights one token uses: the router, top_k SwiGLU experts, the shared expert if any."""
+    expert = 3 * dim * glu_hidden(dim, hp["expand"])
+    return dim * hp["experts"] + (hp["top_k"] + int(hp["shared_expert"])) * expert
 
 
 @register(
@@ -45,6 +51,7 @@ def _swiglu_blocks(x: torch.Tensor, w1: torch.Tensor, w3: torch.Tensor, w2: torc
     hparams={"experts": (4, 8), "top_k": (1, 2), "router": ROUTERS,
              "shared_expert": (False, True), "expand": (1, 2, 4)},
     defaults={"experts": 8, "top_k": 2, "router": "softmax", "shared_expert": False, "expand": 2},
+    active_params=moe_active_params,  # FLOPs count top_k experts per token, not all of them
 )
 class MoE(HasAuxLoss):
     """Dropless top-k MoE of SwiGLU experts (hidden round(2/3 * expand * D) each), optional shared expert.
@@ -98,8 +105,9 @@ class MoE(HasAuxLoss):
         return chosen_scores, chosen
 
     def _load(self, chosen: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Number of routed slots per expert (E,)."""
-        return torch.bincount(chosen.flatten(), minlength=self.experts).to(dtype)
+        """Number of routed slots per expert (E,) (a one-hot sum: its shape never depends on the data)."""
+        experts = torch.arange(self.experts, device=chosen.device)
+        return (chosen.flatten()[:, None] == experts).sum(0).to(dtype)
 
     def _balance_loss(self, probs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
         share = self._load(chosen, probs.dtype) / chosen.numel()  # f_i, sums to 1
@@ -114,30 +122,73 @@ class MoE(HasAuxLoss):
     def dispatch(self, tokens: torch.Tensor, gates: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
         """Sparse dispatch: each expert runs on its routed tokens only. (N, D) -> (N, D).
 
-        Each expert's rows are padded to whole blocks of ROW_BLOCK and multiplied block by block
-        (bmm), because a BLAS matmul's rounding for one row depends on how many rows it gets: with
-        a plain (n_e, D) @ (D, H) a later token joining expert e would move earlier tokens' outputs
-        in the last bits. With fixed-size blocks a token's output does not depend on the other tokens
-        routed with it, so causality holds bit for bit.
+        The N*k (token, slot) pairs are grouped by expert into a buffer of row blocks, each block
+        holding rows of one expert only (an expert's rows padded to whole blocks), and every block is
+        one fixed-size SwiGLU of its expert. Fixed-size blocks keep causality bit-exact: a BLAS
+        matmul's rounding for one row can depend on how many rows it gets, but here a token's output
+        does not depend on which or how many other tokens share its expert, only on N (the block
+        size is a function of N*k alone).
+
+        Two executions of that same blocked computation (they agree to rounding, in practice bit for
+        bit): eagerly, a Python loop over the experts' used blocks, whose sizes are read from the
+        routing (a host sync; the faster one on CPU); under torch.export / torch.compile, a buffer
+        of a size bounded in advance, so no shape depends on the data (see `dispatch_fixed`).
         """
-        n, dim = tokens.shape
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return self.dispatch_fixed(tokens, gates, chosen)
+        return self.dispatch_loop(tokens, gates, chosen)
+
+    def _layout(self, chosen: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """chosen (N, k) -> row of each slot in the blocked buffer (N*k,), blocks per expert (E,)."""
         slot_expert = chosen.flatten()  # (N*k,) expert of each (token, slot)
-        one_hot = F.one_hot(slot_expert, self.experts)  # (N*k, E)
+        one_hot = (slot_expert[:, None] == torch.arange(self.experts, device=chosen.device)).long()  # (N*k, E)
         rank = (one_hot.cumsum(0) - 1).gather(1, slot_expert[:, None]).squeeze(1)  # place within expert
-        counts = one_hot.sum(0)  # (E,)
-        padded = (counts + ROW_BLOCK - 1) // ROW_BLOCK * ROW_BLOCK
-        start = padded.cumsum(0) - padded  # first row of each expert's segment
-        slot_row = start[slot_expert] + rank  # (N*k,) row of each slot in the padded buffer
-        routed = tokens.new_zeros(int(padded.sum()), dim).index_copy(
+        blocks_of = (one_hot.sum(0) + block - 1) // block  # (E,) blocks per expert
+        first_row = (blocks_of.cumsum(0) - blocks_of) * block  # (E,) first row of each expert's segment
+        return first_row[slot_expert] + rank, blocks_of
+
+    def _combine(self, per_slot: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """Per-slot outputs (N*k, D) in slot order, gates (N, k) -> (N, D)."""
+        return (per_slot.view(gates.shape[0], self.top_k, -1) * gates.unsqueeze(-1)).sum(1)
+
+    def dispatch_loop(self, tokens: torch.Tensor, gates: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """Eager form: the buffer holds the used blocks only; one bmm per expert over its blocks."""
+        n, dim = tokens.shape
+        block = _row_block(n * self.top_k)
+        slot_row, blocks_of = self._layout(chosen, block)
+        rows = (blocks_of * block).tolist()  # data-dependent sizes (why torch.export cannot use this)
+        routed = tokens.new_zeros(sum(rows), dim).index_copy(
             0, slot_row, tokens.repeat_interleave(self.top_k, dim=0))  # (rows, D), grouped by expert
         outputs = []
         # unbind once: indexing w[e] per expert would allocate a full-size gradient each time
-        for x_e, w1, w3, w2 in zip(routed.split(padded.tolist()), self.w1.unbind(0),
-                                   self.w3.unbind(0), self.w2.unbind(0)):
+        for x_e, w1, w3, w2 in zip(routed.split(rows), self.w1.unbind(0), self.w3.unbind(0), self.w2.unbind(0)):
             if x_e.shape[0]:
-                outputs.append(_swiglu_blocks(x_e, w1, w3, w2))
-        per_slot = torch.cat(outputs).index_select(0, slot_row)  # (N*k, D), back in slot order
-        return (per_slot.view(n, self.top_k, dim) * gates.unsqueeze(-1)).sum(1)
+                blocks = x_e.view(-1, block, dim)  # (nb_e, block, D)
+                nb = blocks.shape[0]
+                hidden = F.silu(torch.bmm(blocks, w1.expand(nb, -1, -1))) * torch.bmm(blocks, w3.expand(nb, -1, -1))
+                outputs.append(torch.bmm(hidden, w2.expand(nb, -1, -1)).view(-1, dim))
+        return self._combine(torch.cat(outputs).index_select(0, slot_row), gates)
+
+    def dispatch_fixed(self, tokens: torch.Tensor, gates: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """Export form, no data-dependent shape: the buffer has n_blocks = (N*k + m*(block-1)) // block
+        blocks (m = min(E, N*k) experts in use at most), the bound on the used ones; each block's
+        expert weights are gathered, and one bmm per weight covers all blocks. Blocks past the used
+        ones hold zero rows and are never read back. No host sync, no loop over experts."""
+        n, dim = tokens.shape
+        slots = n * self.top_k
+        # a symbolic N (torch.export with dynamic_shapes) keeps the full block size: no guard on N
+        block = _row_block(slots) if isinstance(slots, int) else MAX_ROW_BLOCK
+        n_blocks = (slots + torch.sym_min(self.experts, slots) * (block - 1)) // block
+        slot_row, blocks_of = self._layout(chosen, block)
+        block_ids = torch.arange(n_blocks, device=tokens.device)
+        # expert of each block: the first whose segment ends after it (unused blocks: the last expert)
+        block_expert = torch.bucketize(block_ids, blocks_of.cumsum(0), right=True).clamp_max(self.experts - 1)
+        routed = tokens.new_zeros(n_blocks * block, dim).index_copy(
+            0, slot_row, tokens.repeat_interleave(self.top_k, dim=0)).view(n_blocks, block, dim)
+        w1, w3, w2 = (w.index_select(0, block_expert) for w in (self.w1, self.w3, self.w2))  # (nb, ., .)
+        hidden = F.silu(torch.bmm(routed, w1)) * torch.bmm(routed, w3)  # (nb, block, H)
+        per_slot = torch.bmm(hidden, w2).view(-1, dim).index_select(0, slot_row)  # (N*k, D), slot order
+        return self._combine(per_slot, gates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
         batch, length, dim = x.shape

@@ -14,7 +14,7 @@ Here the router probabilities are smoothed over related tokens before the top-k 
 
 Selection, gating, the balancing loss and the dropless dispatch are those of `moe` (softmax
 router) applied to p~: top-k of p~_i, gates the selected p~ (renormalised when top_k > 1), loss
-alpha * E * sum_e f_e P~_e.
+alpha * E * sum_e f_e P~_e. FLOPs per token count top_k experts, as for `moe`.
 
 Causal forms: S_ij = 0 for j > i (the similarity softmax masks later tokens; the attention matrix is
 masked with tril, a no-op for a causal attention layer), so token i's routing reads tokens <= i
@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from einsearch.ops.chan_moe import MoE
+from einsearch.ops.chan_moe import MoE, moe_active_params
 from einsearch.ops.context import ContextConsumer
 from einsearch.ops.registry import register
 
@@ -85,6 +85,8 @@ def _moe_flops(dim: int, seq_len: int, hp: dict) -> int:
     # decoding keeps every past token's key W_s x_j... and router probabilities
     state_size=lambda dim, seq_len, hp: seq_len * (dim + hp["experts"]),
     seq_flops=lambda dim, seq_len, hp: 2 * seq_len * dim + _moe_flops(dim, seq_len, hp),
+    # router, top_k experts (+ shared) and the similarity's W_s: not all E experts
+    active_params=lambda dim, hp: moe_active_params(dim, hp) + dim * dim,
 )
 class SimilarityMoE(GraphRoutedMoE):
     """Similarity-aware MoE: router probabilities averaged over similar tokens,
@@ -108,6 +110,7 @@ class SimilarityMoE(GraphRoutedMoE):
     "attention_moe", category="channel", cost="L^2", hparams=HPARAMS, defaults=DEFAULTS,
     state_size=lambda dim, seq_len, hp: seq_len * hp["experts"],  # past router probabilities
     seq_flops=_moe_flops, needs_context=("attention",),
+    active_params=moe_active_params,  # router, top_k experts (+ shared): not all E experts
 )
 class AttentionMoE(GraphRoutedMoE):
     """Attention-aware MoE: router probabilities averaged with the previous attention layer's weights,

@@ -43,6 +43,9 @@ class OpSpec:
     state_size: Callable[[int, int, dict], int] | None = None
     # extra FLOPs per token that do not come from weights (e.g. attention's L-dependent term).
     seq_flops: Callable[[int, int, dict], int] | None = None
+    # weights one token actually uses, given (dim, hparams), for routed primitives (MoE: the router
+    # and top_k of E experts); FLOPs count 2 per used weight. None: every weight (params stay all).
+    active_params: Callable[[int, dict], int] | None = None
     # dims the primitive accepts: a predicate on (dim, hparams) -> error text or None.
     validate: Callable[[int, dict], str | None] | None = None
     needs_seq_len: bool = False  # constructor takes `seq_len` (e.g. token-mixing MLPs)
@@ -78,6 +81,10 @@ class OpSpec:
     def state(self, dim: int, seq_len: int, hparams: dict[str, Any]) -> int:
         return self.state_size(dim, seq_len, hparams) if self.state_size else 0
 
+    def active(self, dim: int, hparams: dict[str, Any], params: int) -> int:
+        """Weights a token uses: `active_params` if registered, else all `params`."""
+        return self.active_params(dim, hparams) if self.active_params else params
+
     def extra_flops(self, dim: int, seq_len: int, hparams: dict[str, Any]) -> int:
         return self.seq_flops(dim, seq_len, hparams) if self.seq_flops else 0
 
@@ -97,6 +104,7 @@ def register(
     noncausal: bool = True,
     state_size: Callable[[int, int, dict], int] | None = None,
     seq_flops: Callable[[int, int, dict], int] | None = None,
+    active_params: Callable[[int, dict], int] | None = None,
     validate: Callable[[int, dict], str | None] | None = None,
     needs_seq_len: bool = False,
     exact_causal: bool = True,
@@ -119,7 +127,7 @@ def register(
         _REGISTRY[name] = OpSpec(
             name=name, cls=cls, category=category, cost=cost, hparams=hp, defaults=dflt,
             causal=causal, noncausal=noncausal, state_size=state_size, seq_flops=seq_flops,
-            validate=validate, needs_seq_len=needs_seq_len, needs_context=needs,
+            active_params=active_params, validate=validate, needs_seq_len=needs_seq_len, needs_context=needs,
             exact_causal=exact_causal, doc=(cls.__doc__ or "").strip().split("\n")[0],
         )
         cls.op_name = name

@@ -71,12 +71,13 @@ def _candidate_of(record: Any) -> Candidate:
 
 class SearchLoop:
     def __init__(self, strategy: AskTell, executor: Executor, store: Any, *, search: str, budget: int,
-                 workers: int = 1, time_limit_s: float | None = None,
+                 workers: int = 1, time_limit_s: float | None = None, keep_weights: int = 0,
                  on_progress: Callable[[Progress], None] | None = None):
         if budget < 1 or workers < 1:
             raise ValueError(f"budget and workers must be >= 1, got budget={budget}, workers={workers}")
         self.strategy, self.executor, self.store = strategy, executor, store
         self.search, self.workers, self.time_limit_s = search, workers, time_limit_s
+        self.keep_weights = keep_weights  # trained weights kept for the search's top K (0: none)
         self.progress = Progress(budget)
         self.on_progress = on_progress or (lambda progress: None)
         self.running: dict[Hashable, tuple[Candidate, int]] = {}  # executor key -> (candidate, evaluation id)
@@ -113,6 +114,8 @@ class SearchLoop:
             for key, result in self.executor.wait(timeout=self._time_left()):
                 candidate, evaluation = self.running.pop(key)
                 self.store.finish_evaluation(evaluation, result)
+                if self.keep_weights and result.weights is not None:
+                    self._keep(evaluation, result.weights)
                 self.strategy.tell(candidate, result)
                 self._count(candidate, result, cached=False)
             progress.running = len(self.running)
@@ -121,6 +124,14 @@ class SearchLoop:
         progress.stopped = progress.stopped or "budget"
         self.on_progress(progress)
         return progress
+
+    def _keep(self, evaluation: int, weights: dict) -> None:
+        """Save the weights, then drop those outside the top K: at most K + 1 files exist at once."""
+        try:
+            self.store.save_weights(evaluation, weights)
+            self.store.prune_weights(self.search, self.keep_weights)
+        except Exception as err:  # disk full, permissions: the result is stored; the search goes on
+            log.warning("weights of evaluation %s not kept: %s", evaluation, err)
 
     def _time_left(self) -> float | None:
         if self.time_limit_s is None:

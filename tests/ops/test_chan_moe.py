@@ -170,3 +170,111 @@ def test_constructor_errors() -> None:
         MoE(16, experts=2, top_k=3)
     with pytest.raises(ValueError, match="router"):
         MoE(16, router="hash")
+
+
+# ---- fixed-shape (export) dispatch, active parameters --------------------------------------------
+
+def _both_paths(moe: MoE, x: torch.Tensor, gates: torch.Tensor, chosen: torch.Tensor):
+    """(output, gradients of x and the expert weights) of dispatch_loop and dispatch_fixed."""
+    tokens = x.reshape(-1, x.shape[-1])
+    weight = torch.randn(tokens.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(1))
+    out = []
+    for path in (moe.dispatch_loop, moe.dispatch_fixed):
+        y = path(tokens, gates, chosen)
+        out.append((y, torch.autograd.grad((y * weight).sum(), [x, moe.w1, moe.w2, moe.w3], retain_graph=True)))
+    return out
+
+
+def _dispatch_ref(moe: MoE, tokens: torch.Tensor, gates: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Token by token: sum over its slots of gate * its expert's SwiGLU."""
+    rows = []
+    for i in range(tokens.shape[0]):
+        row = torch.zeros_like(tokens[0])
+        for slot in range(chosen.shape[1]):
+            e = int(chosen[i, slot])
+            row = row + gates[i, slot] * swiglu_ref(tokens[i:i + 1], moe.w1[e], moe.w3[e], moe.w2[e])[0]
+        rows.append(row)
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("experts,top_k,skewed", [(8, 2, False), (4, 1, False), (8, 2, True), (4, 1, True)])
+def test_fixed_shape_dispatch_equals_the_loop(dtype, experts: int, top_k: int, skewed: bool) -> None:
+    """The export path (no data-dependent shapes) and the eager loop agree, outputs and gradients,
+    and equal a token-by-token reference; `skewed` sends every token to the same experts (one
+    expert's segment then fills the buffer's bound)."""
+    torch.manual_seed(experts + top_k)
+    moe = MoE(16, experts=experts, top_k=top_k, expand=1).to(dtype)
+    for batch, length in [(1, 1), (1, 3), (2, 19), (3, 70)]:  # fewer slots than a block, and many blocks
+        x = torch.randn(batch, length, 16, dtype=dtype, requires_grad=True)
+        tokens = x.reshape(-1, 16)
+        if skewed:  # experts E-1, E-2, ... for every token
+            chosen = torch.arange(experts - 1, experts - 1 - top_k, -1).expand(tokens.shape[0], top_k)
+            gates = torch.rand(tokens.shape[0], top_k, dtype=dtype)
+        else:
+            gates, chosen = moe.route(tokens)
+        (y_loop, g_loop), (y_fixed, g_fixed) = _both_paths(moe, x, gates, chosen)
+        assert rel_err(y_fixed, y_loop) < 1e-6
+        for g, g_ref in zip(g_fixed, g_loop):
+            assert rel_err(g, g_ref) < 1e-6
+        if dtype == torch.float64:
+            assert rel_err(y_fixed, _dispatch_ref(moe, tokens, gates, chosen)) < 1e-10
+
+
+def test_fixed_shape_dispatch_is_causal_bit_exact() -> None:
+    torch.manual_seed(0)
+    moe = create("moe", 32, causal=True, experts=8, top_k=2).eval()
+    x = torch.randn(2, 45, 32)
+
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        tokens = inp.reshape(-1, 32)
+        return moe.dispatch_fixed(tokens, *moe.route(tokens)).view(2, 45, 32)
+
+    y = run(x)
+    x2 = x.clone()
+    x2[:, 13] += 5 * torch.randn(32)
+    y2 = run(x2)
+    assert torch.equal(y[:, :13], y2[:, :13]) and torch.equal(y[:, 14:], y2[:, 14:])
+    assert not torch.equal(y[:, 13], y2[:, 13])
+
+
+@pytest.mark.parametrize("router", ["softmax", "sigmoid"])
+def test_torch_export_uses_the_fixed_path_and_generalises(router: str) -> None:
+    """torch.export traces the MoE; the graph is right for inputs whose routing differs from the
+    example's (a jit.trace of the loop would have frozen the example's block counts)."""
+    torch.manual_seed(0)
+    moe = create("moe", 32, causal=True, router=router, shared_expert=True).eval()
+    x = torch.randn(2, 24, 32)
+    with torch.no_grad():
+        graph = torch.export.export(moe, (x,)).module()
+        targets = {str(node.target) for node in graph.graph.nodes}
+        assert any("bucketize" in t for t in targets)  # dispatch_fixed, not the loop
+        for seed in range(3):
+            other = 3 * torch.randn(2, 24, 32, generator=torch.Generator().manual_seed(seed))
+            assert rel_err(graph(other), moe(other)) < 1e-6
+
+
+@pytest.mark.parametrize("experts,shared,expand", [(1, False, 2), (2, True, 1), (4, False, 4), (3, True, 2)])
+def test_active_params_count_router_and_top_k_experts(experts: int, shared: bool, expand: int) -> None:
+    """With top_k = experts every weight is used: the hook equals the module's parameter count; with
+    top_k = 1 it is the router plus one expert (plus the shared one)."""
+    from einsearch.ops.chan_moe import moe_active_params
+    dim = 24
+    all_used = MoE(dim, experts=experts, top_k=experts, shared_expert=shared, expand=expand)
+    hp = {"experts": experts, "top_k": experts, "shared_expert": shared, "expand": expand}
+    assert moe_active_params(dim, hp) == sum(p.numel() for p in all_used.parameters())
+    dense = sum(p.numel() for p in GLU(dim, expand=expand, act="swish").parameters())
+    one = moe_active_params(dim, {**hp, "top_k": 1})
+    assert one == dim * experts + (1 + shared) * dense
+
+
+def test_torch_export_with_dynamic_batch_and_length() -> None:
+    torch.manual_seed(0)
+    moe = create("moe", 32, causal=True, top_k=2).eval()
+    batch, length = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("length", min=2, max=512)
+    with torch.no_grad():
+        graph = torch.export.export(moe, (torch.randn(2, 24, 32),),
+                                    dynamic_shapes=({0: batch, 1: length},)).module()
+        for b, n in [(1, 24), (3, 5), (5, 100)]:  # fewer slots than a block, and several blocks
+            x = torch.randn(b, n, 32)
+            assert rel_err(graph(x), moe(x)) < 1e-6

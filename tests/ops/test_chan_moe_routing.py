@@ -167,3 +167,19 @@ def test_matrix_shape_is_checked():
     moe.context = Context(attention=torch.ones(2, 1, 5, 5) / 5)
     with pytest.raises(ValueError, match="does not fit"):
         moe(torch.randn(2, 6, DIM))
+
+
+@pytest.mark.parametrize("name", ["moe", "similarity_moe", "attention_moe"])
+def test_active_params_are_what_a_token_uses(name):
+    """The FLOPs hook: with top_k = experts every weight is used (built directly, outside the
+    registry's choices), so it equals the parameter count; the registered choices use fewer."""
+    from einsearch.ops import count_params, get_op
+
+    spec = get_op(name)
+    for experts, shared, expand in [(2, False, 1), (3, True, 2)]:
+        module = spec.cls(DIM, causal=True, experts=experts, top_k=experts, shared_expert=shared, expand=expand)
+        hp = {"experts": experts, "top_k": experts, "shared_expert": shared, "expand": expand}
+        assert spec.active_params(DIM, hp) == sum(p.numel() for p in module.parameters())
+    for top_k in (1, 2):
+        hp = spec.resolve({"top_k": top_k})
+        assert 0 < spec.active_params(DIM, hp) < count_params(name, DIM, True, hp)

@@ -9,7 +9,7 @@ TASK = "mqar-tiny"
 def test_evolution_with_baselines_and_tpe_train_store_and_rank(tmp_path, cli):
     db = f"sqlite:///{tmp_path / 'real.db'}"
     common = ("--task", TASK, "--steps", "15", "--max-params", "60k", "--executor", "local", "--db", db)
-    result = cli("search", "--strategy", "evolution:population=3", "--budget", "4",
+    result = cli("search", "--strategy", "evolution:population=3", "--budget", "4", "--keep-weights", "2",
                  "--seed-with", "transformer,mamba", "--name", "evo", *common)
     assert result.exit_code == 0, result.output
     result = cli("search", "--strategy", "tpe", "--budget", "3", "--name", "tpe", *common)
@@ -21,6 +21,14 @@ def test_evolution_with_baselines_and_tpe_train_store_and_rank(tmp_path, cli):
             assert all(r.steps == 15 and 0 <= r.metric <= 1 and r.params <= 60_000 for r in records)
             assert store.get_search(name).status == "finished"
         assert "attention(" in store.evaluations("evo")[0].arch  # the seeded transformer went first
+        kept = [r for r in store.evaluations("evo") if r.weights_path is not None]
+        top = [row.evaluation.id for row in store.leaderboard(search="evo", top=2)]
+        assert sorted(r.id for r in kept) == sorted(top)  # --keep-weights 2: exactly the top two
+        state = store.load_weights(top[0])
+        assert state and all(hasattr(v, "shape") for v in state.values())
+    exported = cli("export", "--best", "evo", "--weights", "-o", str(tmp_path / "best.py"), "--db", db)
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "best.safetensors").exists()
     board = cli("leaderboard", "--task", TASK, "--format", "json", "--db", db)
     assert board.exit_code == 0, board.output
     rows = [json.loads(line) for line in board.stdout.splitlines() if line.strip()]
