@@ -122,6 +122,30 @@ class Task:
         return {}
 
 
+class TokenSequenceTask(Task):
+    """A task on `seq` token ids from a vocabulary of `vocab` with next-token logits at every position
+    (the subclass declares the `seq` and `vocab` fields): the stem, head and shapes they all share."""
+
+    seq: int
+    vocab: int
+
+    @property
+    def seq_len(self) -> int:
+        return self.seq
+
+    def make_stem(self, dim: int) -> nn.Module:
+        return TokenStem(self.vocab, dim)
+
+    def make_head(self, dim: int) -> nn.Module:
+        return SequenceHead(dim, self.vocab)
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        return torch.randint(0, self.vocab, (batch, self.seq))
+
+    def output_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.seq, self.vocab)
+
+
 _TASKS: dict[str, type[Task]] = {}
 _LOADED = False
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from einsearch.evaluators import mad_data
-from einsearch.evaluators.task import Batch, SequenceHead, Task, TaskError, TokenStem, register_task
+from einsearch.evaluators.task import Batch, Task, TaskError, TokenSequenceTask, register_task
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class MaskedBatch(Batch):
 
 
 @dataclass(frozen=True)
-class MadTask(Task):
+class MadTask(TokenSequenceTask):
     """Base of the MAD token tasks: a generator of (tokens, scored) per sequence."""
 
     causal = True
@@ -55,22 +55,6 @@ class MadTask(Task):
     @classmethod
     def tiny(cls) -> "MadTask":
         return cls(**cls.TINY)
-
-    @property
-    def seq_len(self) -> int:
-        return self.seq
-
-    def make_stem(self, dim: int) -> nn.Module:
-        return TokenStem(self.vocab, dim)
-
-    def make_head(self, dim: int) -> nn.Module:
-        return SequenceHead(dim, self.vocab)
-
-    def example_input(self, batch: int = 2) -> torch.Tensor:
-        return torch.randint(0, self.vocab, (batch, self.seq))
-
-    def output_shape(self, batch: int) -> tuple[int, ...]:
-        return (batch, self.seq, self.vocab)
 
     def sequence(self, rng: random.Random) -> tuple[list[int], list[bool]]:
         raise NotImplementedError

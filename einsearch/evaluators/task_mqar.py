@@ -21,7 +21,7 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
-from einsearch.evaluators.task import Batch, SequenceHead, Task, TaskError, TokenStem, register_task
+from einsearch.evaluators.task import Batch, TaskError, TokenSequenceTask, register_task
 
 POWER_A = 0.01
 
@@ -52,7 +52,7 @@ def mqar_batch(batch: int, seq: int, pairs: int, vocab: int, gen: torch.Generato
 
 @register_task("mqar")
 @dataclass(frozen=True)
-class MQAR(Task):
+class MQAR(TokenSequenceTask):
     """Multi-query associative recall (Zoology): accuracy on the query positions."""
 
     causal = True
@@ -80,22 +80,6 @@ class MQAR(Task):
         # Presets are spelled as the explicit form, so 'mqar-128' and 'mqar:seq=128,...' share results.
         params = ",".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self))
         return f"mqar:{params}"
-
-    @property
-    def seq_len(self) -> int:
-        return self.seq
-
-    def make_stem(self, dim: int) -> nn.Module:
-        return TokenStem(self.vocab, dim)
-
-    def make_head(self, dim: int) -> nn.Module:
-        return SequenceHead(dim, self.vocab)
-
-    def example_input(self, batch: int = 2) -> torch.Tensor:
-        return torch.randint(0, self.vocab, (batch, self.seq))
-
-    def output_shape(self, batch: int) -> tuple[int, ...]:
-        return (batch, self.seq, self.vocab)
 
     def batches(self, split: str, batch_size: int, seed: int) -> Iterator[Batch]:
         gen = torch.Generator().manual_seed(seed * 2 + (split != "train"))

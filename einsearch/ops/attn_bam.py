@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attn_common import append_cache, attention_flops, check_heads, ensure_valid, rope, split_heads
+from einsearch.ops.attn_common import (
+    append_cache, attention_flops, check_heads, ensure_valid, masked_softmax, rope, split_heads,
+)
 from einsearch.ops.common import HasAuxLoss
 from einsearch.ops.registry import register
 
@@ -122,12 +124,8 @@ class MixtureOfAttentionExperts(HasAuxLoss):
         gates = gates / gates.sum(-1, keepdim=True)  # (B, L, E)
         q, k, _ = self.project(x)
         scores = q @ self._expand(k).transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, E*H, L, L)
-        if self.causal:
-            length = x.shape[1]
-            future = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
         b, _, n, _ = scores.shape
-        weights = scores.softmax(-1).view(b, self.experts, self.heads, n, n)
+        weights = masked_softmax(scores, self.causal).view(b, self.experts, self.heads, n, n)
         return (weights * gates.permute(0, 2, 1)[:, :, None, :, None]).sum(1)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:

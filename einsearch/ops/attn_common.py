@@ -40,6 +40,20 @@ def rope(x: torch.Tensor, start: int = 0) -> torch.Tensor:
     return apply_rotary(x, cos[start:], sin[start:])
 
 
+def mask_future(scores: torch.Tensor, causal: bool, fill: float = float("-inf")) -> torch.Tensor:
+    """scores (..., L, L): entries of keys after their query (j > i) set to `fill` when causal."""
+    if not causal:
+        return scores
+    length = scores.shape[-1]
+    future = torch.ones(length, length, dtype=torch.bool, device=scores.device).triu(1)
+    return scores.masked_fill(future, fill)
+
+
+def masked_softmax(scores: torch.Tensor, causal: bool) -> torch.Tensor:
+    """Row softmax of scores (..., L, L), future keys excluded when causal: the explicit attention matrix."""
+    return mask_future(scores, causal).softmax(-1)
+
+
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(B, L, H*d) -> (B, H, L, d)."""
     b, n, _ = x.shape

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    QKV, attention_flops, check_heads, ensure_valid, merge_heads, rope, split_heads,
+    QKV, attention_flops, check_heads, ensure_valid, masked_softmax, merge_heads, rope, split_heads,
 )
 from einsearch.ops.common import RMSNorm
 from einsearch.ops.context import ContextConsumer
@@ -33,15 +33,6 @@ from einsearch.ops.registry import register
 
 HEADS = (1, 2, 4, 8)
 MAX_DISTANCE = 128  # position_attention: distances from here on share the last bucket
-
-
-def _masked_softmax(logits: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Softmax over the last axis of logits (..., L, L); keys j > i masked out when causal."""
-    if causal:
-        length = logits.shape[-1]
-        future = torch.ones(length, length, dtype=torch.bool, device=logits.device).triu(1)
-        logits = logits.masked_fill(future, float("-inf"))
-    return logits.softmax(-1)
 
 
 def _mixing_flops(dim: int, seq_len: int, hp: dict) -> int:
@@ -105,7 +96,7 @@ class FixedMixAttention(_InputIndependentMix):
         if length > self.seq_len:
             raise ValueError(f"fixed_mix_attention built for seq_len {self.seq_len} got a sequence of "
                              f"length {length}")
-        return _masked_softmax(self.logits[:, :length, :length], self.causal)
+        return masked_softmax(self.logits[:, :length, :length], self.causal)
 
 
 def relative_buckets(length: int, buckets: int, causal: bool, device=None) -> torch.Tensor:
@@ -153,7 +144,7 @@ class PositionAttention(_InputIndependentMix):
 
     def mixing(self, length: int) -> torch.Tensor:
         index = relative_buckets(length, self.buckets, self.causal, self.bias.device)  # (L, L)
-        return _masked_softmax(self.bias[:, index], self.causal)  # (H, L, L)
+        return masked_softmax(self.bias[:, index], self.causal)  # (H, L, L)
 
 
 @register(
@@ -188,7 +179,7 @@ class L2Attention(nn.Module):
         """(B, L, D) -> (B, H, L, L): the softmax of -||q_i - k_j||^2 / sqrt(d), rows sum to 1."""
         q, k, _ = self.qkv(x)
         sq_dist = q.pow(2).sum(-1)[..., :, None] + k.pow(2).sum(-1)[..., None, :] - 2 * q @ k.transpose(-1, -2)
-        return _masked_softmax(-sq_dist / math.sqrt(q.shape[-1]), self.causal)
+        return masked_softmax(-sq_dist / math.sqrt(q.shape[-1]), self.causal)
 
 
 @register(
@@ -244,4 +235,4 @@ class EmbedQKAttention(ContextConsumer):
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, D) -> (B, H, L, L), rows sum to 1 (uses the context embedding like forward)."""
         q, k = self.queries_keys(x)
-        return _masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), self.causal)
+        return masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), self.causal)

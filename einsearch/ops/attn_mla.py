@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attn_common import attention_flops, ensure_valid, merge_heads, rope, split_heads
+from einsearch.ops.attn_common import attention_flops, ensure_valid, masked_softmax, merge_heads, rope, split_heads
 from einsearch.ops.common import RMSNorm
 from einsearch.ops.registry import register
 
@@ -87,10 +87,7 @@ class MultiHeadLatentAttention(nn.Module):
         k_c = split_heads(self.up_k(latent), self.heads)  # (B, H, L, d_h)
         scores = (q_c @ k_c.transpose(-1, -2) + q_r @ k_r.transpose(-1, -2)) / math.sqrt(
             self.head_dim + self.rope_dim)  # (B, H, L, L); k^R (B, 1, L, d_R) is shared by the heads
-        if self.causal:
-            future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
-        return scores.softmax(-1)
+        return masked_softmax(scores, self.causal)
 
     def _absorbed(self, q_c: torch.Tensor, q_r: torch.Tensor, cache: torch.Tensor,
                   causal: bool) -> torch.Tensor:

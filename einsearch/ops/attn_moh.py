@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    QKV, append_cache, attention_flops, check_heads, ensure_valid, merge_heads,
+    QKV, append_cache, attention_flops, check_heads, ensure_valid, masked_softmax, merge_heads,
 )
 from einsearch.ops.common import HasAuxLoss
 from einsearch.ops.registry import register
@@ -83,10 +83,7 @@ class MixtureOfHeadAttention(HasAuxLoss):
         """
         q, k, _ = self.qkv(x)  # (B, H, L, d)
         scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
-        if self.causal:
-            future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
-        return scores.softmax(-1)
+        return masked_softmax(scores, self.causal)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.out.weight

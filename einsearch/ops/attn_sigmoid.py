@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    attention_flops, check_heads, ensure_valid, merge_heads, rope, split_heads,
+    attention_flops, check_heads, ensure_valid, mask_future, merge_heads, rope, split_heads,
 )
 from einsearch.ops.common import RMSNorm
 from einsearch.ops.registry import register
@@ -49,8 +49,4 @@ class SigmoidAttention(nn.Module):
         if self.rope:
             q, k = rope(q), rope(k)
         logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) - math.log(length)  # (B, H, L, L)
-        weights = torch.sigmoid(logits)
-        if self.causal:
-            future = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
-            weights = weights.masked_fill(future, 0.0)
-        return weights
+        return mask_future(torch.sigmoid(logits), self.causal, fill=0.0)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    QKV, append_cache, attention_flops, check_heads, ensure_valid, merge_heads,
+    QKV, append_cache, attention_flops, check_heads, ensure_valid, masked_softmax, merge_heads,
 )
 from einsearch.ops.registry import register
 
@@ -50,12 +50,7 @@ class Attention(nn.Module):
         """
         q, k, _ = self.qkv(x)
         k = k.repeat_interleave(self.qkv.heads // self.qkv.kv_heads, dim=1)  # (B, H, L, d)
-        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, L, L)
-        if self.causal:
-            L = x.shape[1]
-            future = torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
-        return scores.softmax(-1)
+        return masked_softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, self.causal)  # (B, H, L, L)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.out.weight

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    QKV, append_cache, attention_flops, check_heads, ensure_valid, merge_heads,
+    QKV, append_cache, attention_flops, check_heads, ensure_valid, mask_future, merge_heads,
 )
 from einsearch.ops.registry import register
 
@@ -58,10 +58,7 @@ class TopKAttention(nn.Module):
         `topk` non-zero entries per row."""
         q, k, _ = self.qkv(x)
         logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, L, L)
-        if self.causal:
-            future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
-            logits = logits.masked_fill(future, float("-inf"))
-        return topk_softmax(logits, self.topk)
+        return topk_softmax(mask_future(logits, self.causal), self.topk)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
         weight = self.out.weight

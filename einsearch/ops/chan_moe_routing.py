@@ -31,6 +31,7 @@ import math
 import torch
 from torch import nn
 
+from einsearch.ops.attn_common import masked_softmax
 from einsearch.ops.chan_moe import MoE, moe_active_params
 from einsearch.ops.context import ContextConsumer
 from einsearch.ops.registry import register
@@ -99,11 +100,7 @@ class SimilarityMoE(GraphRoutedMoE):
 
     def token_graph(self, x: torch.Tensor) -> torch.Tensor:
         scores = self.similarity(x) @ x.transpose(1, 2) / math.sqrt(x.shape[-1])  # (B, L, L)
-        if self.causal:
-            length = x.shape[1]
-            future = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
-        return scores.softmax(-1)
+        return masked_softmax(scores, self.causal)
 
 
 @register(
