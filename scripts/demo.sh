@@ -9,7 +9,7 @@ DB="sqlite:///$OUT/einsearch.db"
 if $BIN/einsearch searches --db "$DB" --json 2>/dev/null | grep -q '"name": "demo"'; then
   $BIN/einsearch resume demo --db "$DB"          # a second run continues (or just reports) the first
 else
-  $BIN/einsearch search --config examples/demo-search.toml --db "$DB"
+  $BIN/einsearch search --config examples/demo-search.toml --db "$DB" ${DEMO_ARGS:-}  # e.g. DEMO_ARGS="--budget 4"
 fi
 $BIN/einsearch leaderboard --search demo --top 5 --db "$DB"
 $BIN/einsearch export --best demo --weights -o "$OUT/best_model.py" --db "$DB"

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any, Sequence
 
 from einsearch.evaluators.task import Task
-from einsearch.grammar.tree import Node
+from einsearch.grammar.tree import Node, format_value
 from einsearch.ops import count_params, get_op, list_ops
 from einsearch.ops.registry import CHANNEL_CATEGORIES, TOKEN_CATEGORIES
 
@@ -25,8 +25,21 @@ INF = float("inf")
 
 
 @functools.lru_cache(maxsize=1)
+def op_weight_tables() -> dict[str, dict[str, float]]:
+    """Uniform weights for the choices the registry defines: which primitive within a category
+    (`CATEGORY.op`) and each hyperparameter's value (`op.NAME.HPARAM`). weights.toml leaves them
+    uniform; pcfg-learn re-estimates them like any other choice point."""
+    tables: dict[str, dict[str, float]] = {}
+    for spec in list_ops():
+        tables.setdefault(f"{spec.category}.op", {})[spec.name] = 1.0
+        for key, values in spec.hparams.items():
+            tables[f"op.{spec.name}.{key}"] = {format_value(v): 1.0 for v in values}
+    return tables
+
+
 def load_weights() -> dict[str, dict[str, float]]:
-    """The PCFG weights from weights.toml: choice point -> alternative -> weight."""
+    """The PCFG weights: weights.toml (choice point -> alternative -> weight), then the registry's
+    primitive and hyperparameter choices (uniform)."""
     text = resources.files("einsearch.grammar").joinpath("weights.toml").read_text()
     flat: dict[str, dict[str, float]] = {}
 
@@ -38,7 +51,7 @@ def load_weights() -> dict[str, dict[str, float]]:
                 flat.setdefault(prefix, {})[key] = float(value)
 
     visit("", tomllib.loads(text))
-    return flat
+    return {**op_weight_tables(), **flat}
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,11 @@ class Sampler:
     # ---- helpers ------------------------------------------------------------------------------
     def table(self, key: str) -> list[tuple[str, float]]:
         return list(self.w[key].items())
+
+    def weight(self, table: str, alternative: str) -> float:
+        """An alternative's weight; 1 where the table or the alternative is missing (a primitive
+        registered after the weights were learned)."""
+        return self.w.get(table, {}).get(alternative, 1.0)
 
     def op_causal(self, name: str) -> bool:
         return self.causal or not get_op(name).noncausal
@@ -197,7 +215,7 @@ class Sampler:
         categories = self._op_categories(kind, dim, budget)
         category = choose(rng, categories)
         names = [n for n in self.usable_ops((category,)) if self._cheapest(n, dim) <= budget]
-        return self.op(rng, rng.choice(names), dim, budget)
+        return self.op(rng, choose(rng, [(n, self.weight(f"{category}.op", n)) for n in names]), dim, budget)
 
     def _op_categories(self, kind: str, dim: int, budget: float) -> list[tuple[str, float]]:
         table = self.table(f"{kind}.category")
@@ -210,7 +228,7 @@ class Sampler:
         return combos[0].params if combos else INF
 
     def op(self, rng: random.Random, name: str, dim: int, budget: float, keep: dict | None = None) -> tuple[Node, int]:
-        """A primitive with hyperparameters drawn uniformly among those that fit the budget.
+        """A primitive with hyperparameters drawn by weight (uniform by default) among those that fit the budget.
         `keep` pins some hyperparameters (mutation changes one and keeps the others)."""
         feasible = [c for c in self.combos(name, dim) if c.params <= budget]
         for key in get_op(name).hparams:
@@ -222,7 +240,7 @@ class Sampler:
             if keep and key in keep and keep[key] in values:
                 value = keep[key]
             else:
-                value = rng.choice(values)
+                value = choose(rng, [(v, self.weight(f"op.{name}.{key}", format_value(v))) for v in values])
             feasible = [c for c in feasible if dict(c.hparams)[key] == value]
         combo = feasible[0]
         return Node("op", (name, combo.hparams)), combo.params

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 SUB_BLOCK = 16
 # ... so it needs log decays >= MIN_LOG_DECAY per step: exp(16 * 5) = e^80 is far from fp32 overflow.
 MIN_LOG_DECAY = -5.0
+# delta_scan inverts chunks of at most this size by a matmul product, larger ones by a triangular solve
+PRODUCT_INVERSE_MAX = 16
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -64,7 +66,9 @@ def scalar_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: to
                 chunk: int, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """S_t = exp(log_decay_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, decay a scalar per head and step.
 
-    log_decay (B, H, L) <= 0, or None for no decay (plain linear attention: prefix sums, no loop).
+    log_decay (B, H, L) <= 0, or (1, H, L) when it does not depend on the example (RetNet: the decay
+    factors are then built once for the batch), or None for no decay (plain linear attention: prefix
+    sums, no loop).
     Returns o (B, H, L, dv) and the final state (B, H, dk, dv).
     """
     length = q.shape[2]
@@ -83,9 +87,9 @@ def scalar_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: to
     total = b[..., -1:]  # (B, H, n, 1)
     kv = (kc * torch.exp(total - b).unsqueeze(-1)).transpose(-1, -2) @ vc  # decayed to chunk end
     states, s = [], s0
-    for kv_c, g_c in zip(kv.unbind(2), torch.exp(total).unbind(2)):
+    for kv_c, g_c in zip(kv.unbind(2), torch.exp(total).unsqueeze(-1).unbind(2)):
         states.append(s)
-        s = g_c.unsqueeze(-1) * s + kv_c
+        s = torch.addcmul(kv_c, g_c, s)
     inter = (qc * torch.exp(b).unsqueeze(-1)) @ torch.stack(states, 2)
     return _from_chunks(intra + inter, length), s
 
@@ -130,15 +134,36 @@ def gated_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_alpha: tor
     s0 = _zero_state(q, v) if state is None else state
     qc, kc, vc = (_to_chunks(t, chunk) for t in (q, k, v))
     b = _to_chunks(log_alpha, chunk).cumsum(-2)  # (B, H, n, C, dk)
-    intra = _gated_intra(qc, kc, b) @ vc
     total = b[..., -1:, :]  # (B, H, n, 1, dk)
-    kv = (kc * torch.exp(total - b)).transpose(-1, -2) @ vc  # (B, H, n, dk, dv)
+    q_dec = qc * torch.exp(b)  # <= |q|
+    if chunk <= SUB_BLOCK:  # one sub-block: factor about the chunk start, exp(-b) <= e^(C |MIN_LOG_DECAY|)
+        k_inv = kc * torch.exp(-b)
+        intra = (q_dec @ k_inv.transpose(-1, -2)).tril() @ vc
+    else:
+        intra = _gated_intra(qc, kc, b) @ vc
+    kv = (kc * torch.exp(total - b)).transpose(-1, -2) @ vc  # (B, H, n, dk, dv): each chunk's keys decayed to its end
     states, s = [], s0
-    for kv_c, g_c in zip(kv.unbind(2), torch.exp(total).unbind(2)):
+    for kv_c, g_c in zip(kv.unbind(2), torch.exp(total).transpose(-1, -2).unbind(2)):
         states.append(s)
-        s = g_c.transpose(-1, -2) * s + kv_c
-    inter = (qc * torch.exp(b)) @ torch.stack(states, 2)
+        s = torch.addcmul(kv_c, g_c, s)  # diag(alpha over the chunk) S + kv
+    inter = q_dec @ torch.stack(states, 2)
     return _from_chunks(intra + inter, length), s
+
+
+def _unit_lower_inverse(a: torch.Tensor) -> torch.Tensor:
+    """(I + A)^-1 for strictly lower-triangular A (..., C, C), by the exact finite product
+    (I - A)(I + A^2)(I + A^4)... (A is nilpotent: A^C = 0): 2 log2(C) batched matmuls, much
+    cheaper on a CPU than a batched triangular solve over many small matrices."""
+    size = a.shape[-1]
+    shape = a.shape
+    a = a.reshape(-1, size, size)
+    inv = torch.eye(size, dtype=a.dtype, device=a.device) - a
+    power, p = a, 1
+    while 2 * p < size:
+        power = power @ power  # A^(2p)
+        inv = torch.baddbmm(inv, inv, power)  # inv (I + A^(2p))
+        p *= 2
+    return inv.view(shape)
 
 
 def delta_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
@@ -150,29 +175,47 @@ def delta_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Te
     Per chunk (UT transform): with g_i = prod_{s<=i} a_s inside the chunk, the new values
     W = (I + strict_tril(diag(beta) (K K^T o G)))^-1 (diag(beta) V - diag(beta g) K S_0), G_ij = g_i/g_j,
     turn the chunk into a decayed linear attention with values W. The triangular solves run for all
-    chunks at once; only W's dependence on S_0 is left to the loop over chunks.
+    chunks at once (for C <= 16 an explicit inverse by a product of log2(C) factors, see
+    _unit_lower_inverse; else one batched unit-triangular solve);
+    the loop over chunks carries only the state (two fused matmul-adds per chunk); the outputs
+    Q_dec S_0 + (Q K^T o G) W of all chunks are then two batched products.
     """
-    length = q.shape[2]
+    b_, h_, length, dk = q.shape
+    dv = v.shape[-1]
     s0 = _zero_state(q, v) if state is None else state
-    qc, kc, vc = (_to_chunks(t, chunk) for t in (q, k, v))  # (B, H, n, C, d)
-    betac = _to_chunks(beta, chunk).unsqueeze(-1)  # (B, H, n, C, 1)
+    qc, kc, vc = (_to_chunks(t, chunk).flatten(0, 1) for t in (q, k, v))  # (B*H, n, C, d)
+    betac = _to_chunks(beta, chunk).flatten(0, 1).unsqueeze(-1)  # (B*H, n, C, 1)
+    kt = kc.transpose(-1, -2)
     if log_decay is None:
-        b = torch.zeros_like(betac.squeeze(-1))
+        lower = (betac * (kc @ kt)).tril(-1)
+        scores = (qc @ kt).tril()
+        rhs = torch.cat([betac * vc, betac * kc], dim=-1)
+        q_dec, k_dec, chunk_decay = qc, kc, None
     else:
-        b = _to_chunks(log_decay, chunk).cumsum(-1)  # (B, H, n, C)
-    decay_incl, decay_strict = _decay_matrix(b), _decay_matrix(b, strict=True)
-    lower = torch.eye(chunk, dtype=q.dtype, device=q.device) + betac * (kc @ kc.transpose(-1, -2)) * decay_strict
-    g = torch.exp(b).unsqueeze(-1)  # (B, H, n, C, 1)
-    rhs = torch.cat([betac * vc, betac * g * kc], dim=-1)
-    solved = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
-    u, wk = solved.split([v.shape[-1], k.shape[-1]], dim=-1)  # (B, H, n, C, dv), (B, H, n, C, dk)
-    scores = (qc @ kc.transpose(-1, -2)) * decay_incl  # (B, H, n, C, C)
-    q_dec = qc * g
-    total = b[..., -1:].unsqueeze(-1)  # (B, H, n, 1, 1)
-    k_dec = kc * torch.exp(total - b.unsqueeze(-1))
-    outs, s = [], s0
-    for u_c, wk_c, sc_c, qd_c, kd_c, t_c in zip(*(t.unbind(2) for t in (u, wk, scores, q_dec, k_dec, total))):
-        w = u_c - wk_c @ s  # (B, H, C, dv)
-        outs.append(qd_c @ s + sc_c @ w)
-        s = torch.exp(t_c) * s + kd_c.transpose(-1, -2) @ w
-    return _from_chunks(torch.stack(outs, 2), length), s
+        b = _to_chunks(log_decay, chunk).flatten(0, 1).cumsum(-1)  # (B*H, n, C)
+        decay = _decay_matrix(b)  # exp(b_i - b_j) <= 1 for j <= i, else 0
+        lower = ((betac * (kc @ kt)) * decay).tril(-1)
+        scores = (qc @ kt) * decay
+        g = torch.exp(b).unsqueeze(-1)  # (B*H, n, C, 1), <= 1
+        rhs = torch.cat([betac * vc, (betac * g) * kc], dim=-1)
+        q_dec = qc * g
+        total = b[..., -1:]  # (B*H, n, 1)
+        k_dec = kc * torch.exp(total - b).unsqueeze(-1)
+        chunk_decay = torch.exp(total).unsqueeze(-1)  # (B*H, n, 1, 1)
+    if chunk <= PRODUCT_INVERSE_MAX:
+        solved = _unit_lower_inverse(lower) @ rhs
+    else:
+        solved = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
+    u, wk = solved.split([dv, dk], dim=-1)  # (B*H, n, C, dv), (B*H, n, C, dk)
+    k_dec_t = k_dec.transpose(-1, -2)  # (B*H, n, dk, C)
+    s = s0.flatten(0, 1)  # (B*H, dk, dv)
+    states, ws = [], []
+    decays = [None] * u.shape[1] if chunk_decay is None else chunk_decay.unbind(1)
+    for u_c, wk_c, kd_c, e_c in zip(u.unbind(1), wk.unbind(1), k_dec_t.unbind(1), decays):
+        states.append(s)
+        w = torch.baddbmm(u_c, wk_c, s, alpha=-1)  # u - wk S: (B*H, C, dv)
+        ws.append(w)
+        s = torch.baddbmm(s if e_c is None else e_c * s, kd_c, w)
+    out = q_dec @ torch.stack(states, 1) + scores @ torch.stack(ws, 1)  # (B*H, n, C, dv)
+    out = out.view(b_, h_, *out.shape[1:])
+    return _from_chunks(out, length), s.view(b_, h_, dk, dv)

@@ -34,7 +34,7 @@ def delta_state_size(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "deltanet", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 64},
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 16},
     state_size=delta_state_size, seq_flops=delta_seq_flops, validate=validate_heads,
 )
 class DeltaNet(nn.Module):
@@ -46,7 +46,7 @@ class DeltaNet(nn.Module):
     form (convs included). Decoding state: (S, q, k, v conv windows).
     """
 
-    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 64):
+    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 16):
         super().__init__()
         problem = validate_heads(dim, {"heads": heads})
         if problem:

@@ -13,7 +13,7 @@ from einsearch.ops.registry import register
 
 @register(
     "gated_deltanet", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 64},
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 16},
     state_size=delta_state_size, seq_flops=delta_seq_flops, validate=validate_heads,
 )
 class GatedDeltaNet(DeltaNet):
@@ -26,7 +26,7 @@ class GatedDeltaNet(DeltaNet):
     causal=False it runs the same causal form.
     """
 
-    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 64):
+    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 16):
         super().__init__(dim, causal=causal, heads=heads, chunk=chunk)
         self.a_proj = nn.Linear(dim, heads, bias=False)
         self.A_log = nn.Parameter(torch.log(torch.empty(heads).uniform_(1, 16)))

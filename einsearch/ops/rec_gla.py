@@ -27,7 +27,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "gla", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 64},
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 16},
     state_size=lambda dim, seq_len, hp: dim * dim // (2 * hp["heads"]), seq_flops=_seq_flops,
     validate=_validate,
 )
@@ -40,7 +40,7 @@ class GLA(nn.Module):
     swish(W_g x)). A recurrence: with causal=False it runs the same causal form.
     """
 
-    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 64):
+    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 16):
         super().__init__()
         problem = _validate(dim, {"heads": heads})
         if problem:

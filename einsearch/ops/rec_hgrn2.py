@@ -22,7 +22,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "hgrn2", category="recurrent", cost="L",
     hparams={"heads": (1, 2, 4, 8), "lower_bound": (0.0, 0.5, 0.9), "chunk": (16, 32, 64)},
-    defaults={"heads": 4, "lower_bound": 0.0, "chunk": 64},
+    defaults={"heads": 4, "lower_bound": 0.0, "chunk": 16},
     state_size=lambda dim, seq_len, hp: dim * dim // hp["heads"], seq_flops=_seq_flops, validate=_validate,
 )
 class HGRN2(nn.Module):
@@ -35,7 +35,7 @@ class HGRN2(nn.Module):
     output W_o(RMSNorm_head(o)). A recurrence: with causal=False it runs the same causal form.
     """
 
-    def __init__(self, dim: int, causal: bool = True, heads: int = 4, lower_bound: float = 0.0, chunk: int = 64):
+    def __init__(self, dim: int, causal: bool = True, heads: int = 4, lower_bound: float = 0.0, chunk: int = 16):
         super().__init__()
         problem = _validate(dim, {"heads": heads})
         if problem or not 0.0 <= lower_bound < 1.0:

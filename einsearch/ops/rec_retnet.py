@@ -33,7 +33,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "retnet", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 64},
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 32},
     state_size=lambda dim, seq_len, hp: dim * dim // hp["heads"], seq_flops=_seq_flops, validate=_validate,
 )
 class RetNet(nn.Module):
@@ -45,7 +45,7 @@ class RetNet(nn.Module):
     carries the position (for the rotary angles) next to S.
     """
 
-    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 64):
+    def __init__(self, dim: int, causal: bool = True, heads: int = 4, chunk: int = 32):
         super().__init__()
         problem = _validate(dim, {"heads": heads})
         if problem:
@@ -78,7 +78,7 @@ class RetNet(nn.Module):
         b, length, dim = x.shape
         cos, sin = rotary_tables(length, dim // self.heads, device=x.device, dtype=x.dtype)
         q, k, v = self._qkv(x, cos, sin)
-        log_decay = self.log_gamma.to(x.dtype)[:, None].expand(b, -1, length)
+        log_decay = self.log_gamma.to(x.dtype)[None, :, None].expand(1, -1, length)  # (1, H, L): shared by the batch
         o, s = scalar_scan(q, k, v, log_decay, self.chunk)
         return self._output(x, o), (s, torch.full((b,), length, dtype=torch.long, device=x.device))
 

@@ -12,12 +12,16 @@ from einsearch.ops.registry import register
 from einsearch.ops.ssm_common import conv_with_window, dt_bias_init
 
 D_CONV = 4
+# per-step log decay floor (exp(-8) = 3.4e-4: a step keeps at least that share of the state) ...
+MIN_LOG_DECAY = -8.0
+# ... so that a chunk of at most 8 steps has exp(-cumulative log decay) <= e^64 (float32 overflows near e^88)
+MAX_CHUNK_SPAN = 64.0
 
 
 def _linear_scan(decay: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
     """h_t = decay_t h_{t-1} + inp_t from h_{-1} = 0, along dim 1 of (B, c, ...) tensors.
 
-    Hillis-Steele doubling: after the step with offset k, (decay_t, inp_t) stand for the steps
+    Hillis-Steele doubling (used by ssm_mass; Mamba's own scan is selective_scan): after the step with offset k, (decay_t, inp_t) stand for the steps
     t-2k+1..t composed. log2(c) steps, each elementwise over the chunk; only products of decays
     (<= 1) appear, so nothing overflows whatever dt is.
     """
@@ -32,19 +36,28 @@ def _linear_scan(decay: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
 
 def selective_scan(u: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    h: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """S6: h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t per channel, y_t = C_t^T h_t.
+    """S6: h_t = exp(a_t) h_{t-1} + dt_t B_t u_t per channel, a_t = max(dt_t A, MIN_LOG_DECAY), y_t = C_t^T h_t.
 
     u, dt (B, L, Di); A (Di, N); B, C (B, L, N); h (B, Di, N), the state before the first token.
-    A loop over chunks carries h; inside a chunk a doubling scan (see _linear_scan). Working memory
-    is (B, chunk, Di, N) per chunk. Returns y (B, L, Di) and the final state (B, Di, N).
+    A loop over chunks carries h; inside a chunk, with c_t = sum_{s<=t} a_s (a cumulative sum taken
+    as a product with a lower-triangular matrix of ones, whose backward needs no flips),
+    h_t = exp(c_t) (h + sum_{s<=t} exp(-c_s) dt_s B_s u_s). The floor on a_t bounds
+    exp(-c_s) <= e^(chunk |MIN_LOG_DECAY|) <= e^64 (see MAX_CHUNK_SPAN), finite in float32. Working
+    memory is a few (B, chunk, Di, N) tensors per chunk, small enough to stay in cache on a CPU.
+    Returns y (B, L, Di) and the final state (B, Di, N).
     """
+    b, _, di = u.shape
+    n = A.shape[-1]
+    ones = torch.ones(chunk, chunk, dtype=u.dtype, device=u.device).tril()
     ys = []
-    for u_c, dt_c, B_c, C_c in zip(u.split(chunk, 1), dt.split(chunk, 1), B.split(chunk, 1), C.split(chunk, 1)):
-        decay = torch.exp(dt_c.unsqueeze(-1) * A)  # (B, c, Di, N)
-        inp = (dt_c * u_c).unsqueeze(-1) * B_c.unsqueeze(2)  # (B, c, Di, N)
-        # fold the carried state into the first step: h_0 = decay_0 h + inp_0
-        inp = torch.cat([inp[:, :1] + decay[:, :1] * h.unsqueeze(1), inp[:, 1:]], dim=1)
-        hs = _linear_scan(decay, inp)  # (B, c, Di, N)
+    for dtu_c, dt_c, B_c, C_c in zip((dt * u).split(chunk, 1), dt.split(chunk, 1), B.split(chunk, 1),
+                                     C.split(chunk, 1)):
+        c = dt_c.shape[1]
+        tri = ones[:c, :c]
+        log_decay = (dt_c.unsqueeze(-1) * A).clamp(min=MIN_LOG_DECAY).view(b, c, di * n)
+        cum = tri @ log_decay  # (B, c, Di*N): c_t, in [chunk * MIN_LOG_DECAY, 0]
+        inp = (dtu_c.unsqueeze(-1) * B_c.unsqueeze(2)).view(b, c, di * n)  # dt_s B_s u_s
+        hs = (torch.exp(cum) * (tri @ (inp * torch.exp(-cum)) + h.view(b, 1, di * n))).view(b, c, di, n)
         ys.append((hs @ C_c.unsqueeze(-1)).squeeze(-1))  # (B, c, Di)
         h = hs[:, -1]
     return torch.cat(ys, dim=1), h
@@ -63,7 +76,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "mamba", category="ssm", cost="L",
-    hparams={"d_state": (4, 8, 16), "expand": (1, 2), "chunk": (8, 16, 32)},
+    hparams={"d_state": (4, 8, 16), "expand": (1, 2), "chunk": (4, 8)},
     defaults={"d_state": 16, "expand": 2, "chunk": 8},
     state_size=_state_size, seq_flops=_seq_flops,
 )
@@ -71,6 +84,9 @@ class Mamba(nn.Module):
     """Mamba-1 block: in_proj -> (x, z); causal depthwise conv (d_conv 4) + SiLU on x;
     x_proj -> (dt, B, C) with dt_rank = ceil(D/16); dt = softplus(dt_proj(dt) + bias);
     selective SSM with A = -exp(A_log) (init -(1..N) per channel) and skip D; times SiLU(z); out_proj.
+    One deviation: the per-step log decay dt A is floored at MIN_LOG_DECAY = -8 (a step forgets at
+    most all but e^-8 = 3.4e-4 of the state; at init dt A >= -1.6, so the floor is inactive), in the
+    chunked scan and in `step` alike, which keeps the chunked form finite in float32.
 
     The training path is chunked (see selective_scan); on a CPU it is the costliest SSM here.
     Mamba is a recurrence: with causal=False it runs the same causal form.
@@ -78,6 +94,8 @@ class Mamba(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, d_state: int = 16, expand: int = 2, chunk: int = 8):
         super().__init__()
+        if chunk < 1 or chunk * -MIN_LOG_DECAY > MAX_CHUNK_SPAN:
+            raise ValueError(f"mamba: chunk must be in 1..{int(MAX_CHUNK_SPAN / -MIN_LOG_DECAY)}, got {chunk}")
         self.causal, self.chunk, self.d_state = causal, chunk, d_state
         self.d_inner = expand * dim
         self.dt_rank = math.ceil(dim / 16)
@@ -127,7 +145,7 @@ class Mamba(nn.Module):
         xs, window = depthwise_step(self.conv, xs, window)
         xs = F.silu(xs)
         dt, B, C = self._ssm_inputs(xs)
-        decay = torch.exp(dt.unsqueeze(-1) * -torch.exp(self.A_log))  # (B, Di, N)
+        decay = torch.exp((dt.unsqueeze(-1) * -torch.exp(self.A_log)).clamp(min=MIN_LOG_DECAY))  # (B, Di, N)
         h = decay * h + (dt * xs).unsqueeze(-1) * B.unsqueeze(1)
         y = (h @ C.unsqueeze(-1)).squeeze(-1)  # (B, Di)
         return self.out_proj((y + self.D * xs) * F.silu(z)), (h, window)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from einsearch.grammar import Arch, Node, Sampler
 from einsearch.grammar.sampler import load_weights
-from einsearch.grammar.tree import format_width
+from einsearch.grammar.tree import format_value, format_width
 from einsearch.ops import get_op
 from einsearch.ops.registry import TOKEN_CATEGORIES
 from einsearch.search.base import Strategy
@@ -54,6 +54,9 @@ def _layer(node: Node, counts: Weights) -> None:
         kind = "token_mixer" if category in TOKEN_CATEGORIES else "channel_mixer"
         counts["layer"][kind] += 1
         counts[f"{kind}.category"][category] += 1
+        counts[f"{category}.op"][node.args[0]] += 1
+        for key, value in node.args[1]:
+            counts[f"op.{node.args[0]}.{key}"][format_value(value)] += 1
     elif node.kind == "parallel":
         counts["layer"]["parallel"] += 1
         counts["parallel.agg"][node.args[0] if node.args else "mean"] += 1
