@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from einsearch.ops import create
+from tests.ops.checks import perturbed_outputs
 from tests.ops.test_conv_checks import (
-    assert_causal_fft, assert_matches_reference, assert_step_matches_forward, linear, perturb_outputs,
-    ref_causal_conv, rel_err,
+    assert_causal_fft, assert_matches_reference, assert_step_matches_forward, linear, ref_causal_conv, rel_err,
 )
 
 SHAPES = [(2, 1), (2, 6), (1, 11)]
@@ -97,7 +97,7 @@ def test_causal_and_step():
 def test_bidirectional_sees_the_future_and_has_no_step():
     torch.manual_seed(0)
     module = create("s4d", 8, causal=False, d_state=16).double()
-    y, y2 = perturb_outputs(module, 8, length=11, t=6)
+    y, y2 = perturbed_outputs(module, 8, length=11, t=6)
     assert (y[:, :6] - y2[:, :6]).abs().max() > 1e-6
     with pytest.raises(ValueError, match="causal"):
         module.step(torch.zeros(1, 8, dtype=torch.float64), module.init_state(1, dtype=torch.float64))
