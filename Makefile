@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-tasks clean
 
 $(BIN)/einsearch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,18 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 -q
 
+# The benchmarks (each writes its own section of bench/RESULTS.md); run them on a quiet machine.
 bench: install
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/ops.py
+	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/search.py
+
+# The training-heavy ones (tens of minutes each on 2 cores).
+bench-tasks: install
+	$(BIN)/python bench/mqar_separation.py
+	$(BIN)/python bench/search_real.py
+	$(BIN)/python bench/icl_regression.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

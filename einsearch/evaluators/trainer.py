@@ -122,7 +122,7 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
             "params": sum(p.numel() for p in model.parameters())}
     curve: list[tuple[int, float]] = []
     losses: list[float] = []
-    train_time = 0.0
+    train_time = eval_time = 0.0
     try:
         torch.manual_seed(cfg.seed)
         if device.type == "cuda":
@@ -155,7 +155,9 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
             tokens += batch.inputs.shape[0] * task.seq_len
             _check_step(value, step, losses, cfg, device, started)
             if (step + 1) % every == 0 or step + 1 == cfg.steps:
+                tick = time.perf_counter()
                 curve.append((step + 1, score_batches(model, task, eval_set, device)))
+                eval_time += time.perf_counter() - tick
     except TrainingFailed as err:
         return Result.failure(str(err), curve=curve, train_time_s=train_time,
                               wall_time_s=time.perf_counter() - started, **base)
@@ -172,8 +174,8 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
         best = m if _better(task, m, best) else best
     extra_metrics, patterns = _after_training(model, task, metrics[-1], eval_set)
     return Result(status="ok", metric=metrics[-1], best_metric=best, loss=sum(losses[-10:]) / len(losses[-10:]),
-                  curve=curve, train_time_s=train_time, wall_time_s=time.perf_counter() - started,
-                  tokens_per_s=tokens / train_time if train_time > 0 else None,
+                  curve=curve, train_time_s=train_time, eval_time_s=eval_time,
+                  wall_time_s=time.perf_counter() - started, tokens_per_s=tokens / train_time if train_time > 0 else None,
                   peak_mem_bytes=_peak_memory(device), extra_metrics=extra_metrics, patterns=patterns, **base)
 
 

@@ -64,6 +64,7 @@ class Result:
     flops_per_token: int | None = None
     wall_time_s: float = 0.0  # whole evaluation, including build and data
     train_time_s: float = 0.0  # inside the training steps only
+    eval_time_s: float = 0.0  # scoring the held-out batches for the learning curve
     tokens_per_s: float | None = None
     peak_mem_bytes: int | None = None
     device: str | None = None
@@ -96,7 +97,7 @@ class Result:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["curve"] = [(int(s), m) for s, m in (data.get("curve") or [])]
-        for name in ("wall_time_s", "train_time_s", "extra_metrics"):
+        for name in ("wall_time_s", "train_time_s", "eval_time_s", "extra_metrics"):
             if kwargs.get(name) is None:
                 kwargs.pop(name, None)
         return cls(**kwargs)
