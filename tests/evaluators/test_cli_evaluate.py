@@ -1,20 +1,11 @@
 import json
 
-from tests.cli.conftest import _Run
 from tests.evaluators.helpers import small_arch
 
-RUN = None
 
-
-def _cli():
-    global RUN
-    RUN = RUN or _Run()
-    return RUN
-
-
-def test_evaluate_json_object():
+def test_evaluate_json_object(cli):
     arch = small_arch("transformer", "toy-causal:vocab=16,seq=16", width=32)
-    out = _cli()("evaluate", arch, "--task", "toy-causal:vocab=16,seq=16", "--steps", "6", "--json", "--device", "cpu")
+    out = cli("evaluate", arch, "--task", "toy-causal:vocab=16,seq=16", "--steps", "6", "--json", "--device", "cpu")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     for key in ("status", "metric_name", "metric", "loss", "params", "wall_time_s", "tokens_per_s", "error"):
@@ -22,22 +13,22 @@ def test_evaluate_json_object():
     assert data["status"] == "ok" and data["error"] is None and data["steps"] == 6
 
 
-def test_evaluate_baseline_name_and_table():
-    out = _cli()("evaluate", "transformer", "--task", "toy-causal:vocab=16,seq=16", "--steps", "2", "--device", "cpu")
+def test_evaluate_baseline_name_and_table(cli):
+    out = cli("evaluate", "transformer", "--task", "toy-causal:vocab=16,seq=16", "--steps", "2", "--device", "cpu")
     assert out.exit_code == 0, out.output
     assert "accuracy" in out.stdout and "tokens/s" in out.stdout
 
 
-def test_bad_input_is_one_line_exit_2():
+def test_bad_input_is_one_line_exit_2(cli):
     for args in (["net(", "--task", "toy-causal"], ["transformer", "--task", "nope"],
                  ["transformer", "--steps", "0"], ["transformer", "--executor", "dask"]):
-        out = _cli()("evaluate", *args)
+        out = cli("evaluate", *args)
         assert out.exit_code == 2, (args, out.output)
         assert "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1
 
 
-def test_failed_training_exits_1_with_reason():
+def test_failed_training_exits_1_with_reason(cli):
     arch = small_arch("transformer", "toy-causal", width=32)
-    out = _cli()("evaluate", arch, "--task", "tests.evaluators.faulty_task:make_nan", "--steps", "3", "--json")
+    out = cli("evaluate", arch, "--task", "tests.evaluators.faulty_task:make_nan", "--steps", "3", "--json")
     assert out.exit_code == 1
     assert json.loads(out.stdout)["error"].startswith("non-finite loss")
