@@ -112,8 +112,8 @@ def main() -> None:
         "",
         *table(curves, seconds, args.budget),
         "",
-        "Not yet measured: the real-task comparison (best search result vs best seeded baseline at a fixed "
-        "training budget) needs the trainer and executors.",
+        "On a real task (trained candidates, best search result vs best seeded baseline): "
+        "bench/search_real.py, its own section.",
     ])
     write_section(f"{SECTION}\n{body}", results)
 
