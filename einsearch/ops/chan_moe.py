@@ -190,10 +190,15 @@ class MoE(HasAuxLoss):
         per_slot = torch.bmm(hidden, w2).view(-1, dim).index_select(0, slot_row)  # (N*k, D), slot order
         return self._combine(per_slot, gates)
 
+    def route_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Routing for a whole batch x (B, L, D): (gates, chosen) per token; routers that look across
+        positions override this."""
+        return self.route(x.reshape(-1, x.shape[-1]))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
         batch, length, dim = x.shape
         tokens = x.reshape(batch * length, dim)
-        gates, chosen = self.route(tokens)
+        gates, chosen = self.route_batch(x)
         y = self.dispatch(tokens, gates, chosen)
         if self.shared is not None:
             y = y + self.shared(tokens)

@@ -53,7 +53,7 @@ class GraphRoutedMoE(MoE, ContextConsumer):
         """Row-stochastic S (B, L, L) for x (B, L, D), or None to route each token on its own."""
         raise NotImplementedError
 
-    def route_graph(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def route_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, L, D) -> gates (B*L, k), expert indices (B*L, k); sets aux_loss in training mode."""
         probs = self.router(x).softmax(-1)  # (B, L, E)
         graph = self.token_graph(x)
@@ -65,15 +65,6 @@ class GraphRoutedMoE(MoE, ContextConsumer):
         if self.top_k > 1:
             chosen_scores = chosen_scores / chosen_scores.sum(-1, keepdim=True)
         return chosen_scores, chosen
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
-        batch, length, dim = x.shape
-        tokens = x.reshape(batch * length, dim)
-        gates, chosen = self.route_graph(x)
-        y = self.dispatch(tokens, gates, chosen)
-        if self.shared is not None:
-            y = y + self.shared(tokens)
-        return y.view(batch, length, dim)
 
 
 def _moe_flops(dim: int, seq_len: int, hp: dict) -> int:

@@ -124,7 +124,7 @@ def test_attention_moe_uses_the_matrix():
     attention = torch.zeros(1, 2, 12, 12, dtype=torch.float64)
     attention[..., 0] = 1.0  # causal: every row may read position 0
     moe.context = Context(attention=attention)
-    gates, chosen = moe.route_graph(x)
+    gates, chosen = moe.route_batch(x)
     assert (chosen == chosen[:1]).all() and torch.allclose(gates, gates[:1].expand_as(gates))
 
 
