@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    append_cache, attention_flops, check_heads, ensure_valid, masked_softmax, rope, split_heads,
+    append_cache, empty_kv_cache, attention_flops, check_heads, ensure_valid, masked_softmax, rope, split_heads,
 )
 from einsearch.ops.common import HasAuxLoss
 from einsearch.ops.registry import register
@@ -129,10 +129,7 @@ class MixtureOfAttentionExperts(HasAuxLoss):
         return (weights * gates.permute(0, 2, 1)[:, :, None, :, None]).sum(1)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = self.out.weight
-        empty = torch.zeros(batch, self.kv_heads, 0, self.head_dim,
-                            device=device or weight.device, dtype=dtype or weight.dtype)
-        return empty, empty.clone()
+        return empty_kv_cache(batch, self.kv_heads, self.head_dim, self.out.weight, device, dtype)
 
     def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """x_t (B, D) -> y_t (B, D); state: the keys and values so far. Causal mode only."""

@@ -123,6 +123,14 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: in
     return out.reshape(q.shape)[:, :, :length]
 
 
+def empty_kv_cache(batch: int, heads: int, head_dim: int, like: torch.Tensor, device=None,
+                   dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of no position yet, (B, heads, 0, head_dim) each; `like`'s device and dtype
+    unless given. The decoding state attention primitives start from."""
+    empty = torch.zeros(batch, heads, 0, head_dim, device=device or like.device, dtype=dtype or like.dtype)
+    return empty, empty.clone()
+
+
 def append_cache(cache: torch.Tensor, new: torch.Tensor, keep: int | None = None) -> torch.Tensor:
     """Append new (B, H, 1, d) to cache (B, H, T, d) along positions; keep only the last `keep`."""
     out = torch.cat([cache, new], dim=2)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    QKV, append_cache, check_heads, ensure_valid, local_attention, merge_heads,
+    QKV, append_cache, empty_kv_cache, check_heads, ensure_valid, local_attention, merge_heads,
 )
 from einsearch.ops.registry import register
 
@@ -64,9 +64,8 @@ class SlidingWindowAttention(nn.Module):
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, ...]:
         weight = self.out.weight
-        device, dtype = device or weight.device, dtype or weight.dtype
-        empty = torch.zeros(batch, self.qkv.heads, 0, self.qkv.head_dim, device=device, dtype=dtype)
-        return empty, empty.clone(), torch.zeros((), dtype=torch.long, device=device)
+        keys, values = empty_kv_cache(batch, self.qkv.heads, self.qkv.head_dim, weight, device, dtype)
+        return keys, values, torch.zeros((), dtype=torch.long, device=device or weight.device)
 
     def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]):
         """x_t (B, D) -> y_t (B, D); state (keys, values of the last < window positions, position)."""

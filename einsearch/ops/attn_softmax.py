@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    QKV, append_cache, attention_flops, check_heads, ensure_valid, masked_softmax, merge_heads,
+    QKV, append_cache, empty_kv_cache, attention_flops, check_heads, ensure_valid, masked_softmax, merge_heads,
 )
 from einsearch.ops.registry import register
 
@@ -53,10 +53,7 @@ class Attention(nn.Module):
         return masked_softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, self.causal)  # (B, H, L, L)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = self.out.weight
-        empty = torch.zeros(batch, self.qkv.kv_heads, 0, self.qkv.head_dim,
-                            device=device or weight.device, dtype=dtype or weight.dtype)
-        return empty, empty.clone()
+        return empty_kv_cache(batch, self.qkv.kv_heads, self.qkv.head_dim, self.out.weight, device, dtype)
 
     def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """x_t (B, D) -> y_t (B, D); the cache length is the position of x_t. Causal mode only."""

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from einsearch.ops.attn_common import (
-    QKV, append_cache, attention_flops, check_heads, ensure_valid, mask_future, merge_heads,
+    QKV, append_cache, empty_kv_cache, attention_flops, check_heads, ensure_valid, mask_future, merge_heads,
 )
 from einsearch.ops.registry import register
 
@@ -61,10 +61,7 @@ class TopKAttention(nn.Module):
         return topk_softmax(mask_future(logits, self.causal), self.topk)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = self.out.weight
-        empty = torch.zeros(batch, self.qkv.heads, 0, self.qkv.head_dim,
-                            device=device or weight.device, dtype=dtype or weight.dtype)
-        return empty, empty.clone()
+        return empty_kv_cache(batch, self.qkv.heads, self.qkv.head_dim, self.out.weight, device, dtype)
 
     def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
         """x_t (B, D) -> y_t (B, D); causal mode only."""

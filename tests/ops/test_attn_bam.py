@@ -7,15 +7,10 @@ from einsearch.ops import aux_loss, create, get_op
 from einsearch.ops.attn_bam import MixtureOfAttentionExperts
 from tests.ops.test_attn_checks import (
     assert_causal, assert_matches_reference, assert_step_matches_forward, causal_or_full, heads,
-    ref_masked_softmax_attention, ref_rope, rel_err, unheads,
+    ref_masked_softmax_attention, ref_rope, ref_softmax, rel_err, unheads,
 )
 
 DIM = 16
-
-
-def ref_softmax(z):
-    e = torch.exp(z - z.max(-1, keepdim=True).values)
-    return e / e.sum(-1, keepdim=True)
 
 
 def ref_gates(module, x):

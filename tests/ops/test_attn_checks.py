@@ -46,6 +46,12 @@ def ref_rms(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.T
     return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * weight
 
 
+def ref_softmax(z: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis written out (max-shifted exponentials, normalised)."""
+    e = torch.exp(z - z.max(-1, keepdim=True).values)
+    return e / e.sum(-1, keepdim=True)
+
+
 def ref_masked_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                  allowed: Callable[[int, int], bool], scale: float | None = None) -> torch.Tensor:
     """Row by row: softmax over the keys j with allowed(i, j) of q_i.k_j * scale; q, k, v (B, H, L, d)."""
