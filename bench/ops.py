@@ -12,9 +12,11 @@ Writes the "Ops" section of bench/RESULTS.md (replacing only that section):
 
 Peak memory. CUDA: torch.cuda.max_memory_allocated above the allocation before the run. CPU: peak
 resident set size (RSS, /proc/self/statm sampled every ~1 ms by a thread) above the RSS before the
-run; the script re-executes itself with glibc's MALLOC_MMAP_THRESHOLD_ fixed at 64 KiB so that
-freed tensors go back to the OS and RSS follows the live tensors. It includes kernel scratch
-buffers and can miss peaks shorter than the sampling interval.
+run, measured in a separate spawned process whose glibc MALLOC_MMAP_THRESHOLD_ is fixed at 64 KiB
+so that freed tensors go back to the OS and RSS follows the live tensors. It includes kernel
+scratch buffers and can miss peaks shorter than the sampling interval. Timings run in this process
+with the default allocator: under that threshold every large allocation page-faults afresh, which
+made allocation-heavy mixers look 2-3x slower than they are.
 
     python bench/ops.py                      # full run (minutes)
     python bench/ops.py --quick --ops mlp --out /tmp/x.md
@@ -25,6 +27,7 @@ import argparse
 import datetime
 import logging
 import math
+import multiprocessing
 import os
 import platform
 import re
@@ -45,7 +48,7 @@ from results_md import RESULTS, write_section
 log = logging.getLogger("bench.ops")
 HEADING = "## Ops (bench/ops.py)"
 MMAP_THRESHOLD = "65536"
-STEP_FAMILIES = ("recurrent", "ssm")
+STEP_FAMILIES = ("recurrent", "ssm")  # also the "L-linear families" of the targets below
 LINEAR_ATTENTION_FAMILY = "recurrent"
 SDPA_OP = "attention"
 
@@ -145,6 +148,39 @@ def peak_memory(fn, device: str) -> int:
     return rss.peak
 
 
+def _cpu_peak_worker(name: str, dim: int, batch: int, length: int, threads: int) -> int:
+    """Runs in the memory probe's process: one warm-up call, then the peak of one more."""
+    torch.set_num_threads(threads)
+    module = build(get_op(name), dim, length, "cpu")
+    x = torch.randn(batch, length, dim)
+    fwd_bwd(module, x, "cpu")
+    return peak_memory(lambda: fwd_bwd(module, x, "cpu"), "cpu")
+
+
+class MemoryProbe:
+    """Measures CPU peak memory in one spawned worker started with MALLOC_MMAP_THRESHOLD_ set
+    (glibc reads it at start-up), so that timings elsewhere keep the default allocator."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        previous = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = MMAP_THRESHOLD
+        try:  # the worker process starts now and inherits the environment
+            self.pool = multiprocessing.get_context("spawn").Pool(1)
+        finally:
+            if previous is None:
+                del os.environ["MALLOC_MMAP_THRESHOLD_"]
+            else:
+                os.environ["MALLOC_MMAP_THRESHOLD_"] = previous
+
+    def peak(self, spec: OpSpec, dim: int, batch: int, length: int) -> int:
+        return self.pool.apply(_cpu_peak_worker, (spec.name, dim, batch, length, self.threads))
+
+    def close(self) -> None:
+        self.pool.close()
+        self.pool.join()
+
+
 def build(spec: OpSpec, dim: int, seq_len: int, device: str) -> torch.nn.Module:
     causal = spec.causal  # causal mode where the primitive has one (language modelling)
     torch.manual_seed(0)
@@ -152,7 +188,7 @@ def build(spec: OpSpec, dim: int, seq_len: int, device: str) -> torch.nn.Module:
 
 
 def measure_op(spec: OpSpec, dim: int, batch: int, lengths: list[int], device: str,
-               max_seconds: float) -> dict:
+               max_seconds: float, probe: MemoryProbe | None = None) -> dict:
     """{L: (seconds or None for timeout/error, peak bytes, note)}; longer L skipped after a timeout."""
     row, stop = {}, None
     for length in lengths:
@@ -163,7 +199,11 @@ def measure_op(spec: OpSpec, dim: int, batch: int, lengths: list[int], device: s
             module = build(spec, dim, length, device)
             x = torch.randn(batch, length, dim, device=device)
             seconds = time_call(lambda: fwd_bwd(module, x, device), max_seconds)
-            row[length] = (seconds, peak_memory(lambda: fwd_bwd(module, x, device), device), "")
+            if device == "cuda" or probe is None:
+                peak = peak_memory(lambda: fwd_bwd(module, x, device), device)
+            else:
+                peak = probe.peak(spec, dim, batch, length)
+            row[length] = (seconds, peak, "")
         except Timeout:
             stop = "timeout"
             row[length] = (None, None, stop)
@@ -206,7 +246,7 @@ def compare_step(spec: OpSpec, dim: int, batch: int, length: int, device: str, m
     out = []
     for fn in (lambda: fwd_bwd(module, x, device), lambda: step_loop(module, x, device)):
         try:
-            out.append(time_call(fn, max_seconds, reps=3))
+            out.append(time_call(fn, max_seconds))
         except Timeout:
             out.append(None)
     return tuple(out)
@@ -259,8 +299,54 @@ def report(device: str, cfg: argparse.Namespace, specs: list[OpSpec], rows: dict
     return lines
 
 
+def targets(cfg: argparse.Namespace, specs: list[OpSpec], rows: dict, steps: dict, vs_sdpa: dict) -> list[str]:
+    """Issue #3's targets, checked on this run: one line per target with the ops that miss it."""
+    families = [s for s in specs if s.category in STEP_FAMILIES and s.cost in ("L", "L log L")]
+    longest = cfg.lengths[-1]
+    attention = rows.get(SDPA_OP, {}).get(longest, (None,))[0]
+    checks = [  # (target, {op: value}, passes)
+        ("growth exponent under 1.2", {s.name: growth_exponent(rows[s.name]) for s in families},
+         lambda v: v < 1.2),
+        (f"time / `{SDPA_OP}` at L={longest} under 1", {
+            s.name: rows[s.name][longest][0] / attention if attention and rows[s.name][longest][0] else None
+            for s in families}, lambda v: v < 1),
+        (f"step loop / chunked at L={cfg.step_len} at least 10", {
+            name: slow / fast if fast and slow else None for name, (fast, slow) in steps.items()},
+         lambda v: v >= 10),
+        (f"time / SDPA at L={cfg.sdpa_len} at most 3", {
+            name: t / vs_sdpa[SDPA_OP] if t and vs_sdpa.get(SDPA_OP) else None
+            for name, t in vs_sdpa.items() if name != SDPA_OP}, lambda v: v <= 3),
+    ]
+    lines = ["", "Targets (issue #3) on this run; L-linear families = categories "
+             f"{', '.join(STEP_FAMILIES)} with cost L or L log L:", ""]
+    for target, values, passes in checks:
+        if not values:
+            continue
+        missed = [f"{name} ({'-' if v is None else f'{v:.2f}'})" for name, v in values.items()
+                  if v is None or not passes(v)]
+        verdict = "missed by " + ", ".join(missed) if missed else f"all {len(values)} pass"
+        lines.append(f"- {target}: {verdict}")
+    return lines
+
+
+def warm_up(device: str, seconds: float = 2.0) -> None:
+    """Busy the threads for a moment so that the first measured op does not pay their start-up."""
+    a = torch.randn(512, 512, device=device)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        a = torch.tanh(a @ a)
+    sync(device)
+
+
 def run_device(device: str, cfg: argparse.Namespace, specs: list[OpSpec]) -> list[str]:
-    rows = {s.name: measure_op(s, cfg.dim, cfg.batch, cfg.lengths, device, cfg.max_seconds) for s in specs}
+    warm_up(device)
+    probe = MemoryProbe(cfg.threads) if device == "cpu" and sys.platform.startswith("linux") else None
+    try:
+        rows = {s.name: measure_op(s, cfg.dim, cfg.batch, cfg.lengths, device, cfg.max_seconds, probe)
+                for s in specs}
+    finally:
+        if probe is not None:
+            probe.close()
     steps = {}
     for spec in specs:
         if spec.category in STEP_FAMILIES and spec.causal and hasattr(spec.cls, "step"):
@@ -271,7 +357,7 @@ def run_device(device: str, cfg: argparse.Namespace, specs: list[OpSpec]) -> lis
             row = measure_op(spec, cfg.dim, cfg.batch, [cfg.sdpa_len], device, cfg.max_seconds)
             vs_sdpa[spec.name] = row[cfg.sdpa_len][0]
         log.info("vs SDPA: %s", vs_sdpa)
-    return report(device, cfg, specs, rows, steps, vs_sdpa)
+    return report(device, cfg, specs, rows, steps, vs_sdpa) + targets(cfg, specs, rows, steps, vs_sdpa)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -291,10 +377,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and sys.platform.startswith("linux"):
-        # so that RSS follows live tensors (see the module docstring); glibc reads it at start-up
-        os.execve(sys.executable, [sys.executable, *sys.argv],
-                  {**os.environ, "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD})
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = parse_args(argv)
     torch.set_num_threads(cfg.threads)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from einsearch.ops.conv_common import depthwise_conv
 
 
 class RMSNorm(nn.Module):
@@ -54,9 +55,7 @@ class ShortConv(nn.Module):
         self.conv = nn.Conv1d(dim, dim, kernel, groups=dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kernel
-        pad = (k - 1, 0) if self.causal else ((k - 1) // 2, k // 2)
-        return self.conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
+        return depthwise_conv(self.conv, x, self.causal)
 
     def step(self, x_t: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One causal step: x_t (B, D); window (B, D, k) holds the last k inputs (oldest first)."""

@@ -36,11 +36,29 @@ def depthwise_step(conv: nn.Conv1d, x_t: torch.Tensor, window: torch.Tensor) -> 
     return y, full[..., 1:]
 
 
+def depthwise_valid(conv: nn.Conv1d, padded: torch.Tensor) -> torch.Tensor:
+    """The depthwise Conv1d `conv` (groups=C, kernel k) over positions, no padding:
+    padded (B, L + k - 1, C) -> (B, L, C).
+
+    Computed as k shifted multiply-adds in the (B, L, C) layout (a loop over the kernel's taps): no
+    transposes, and on a CPU faster than Conv1d forward+backward, whose depthwise backward is slow.
+    """
+    k = conv.kernel_size[0]
+    length = padded.shape[1] - k + 1
+    weight = conv.weight.squeeze(1)  # (C, k)
+    y = padded[:, :length] * weight[:, 0]
+    if conv.bias is not None:
+        y = y + conv.bias
+    for tap in range(1, k):
+        y = torch.addcmul(y, padded[:, tap:tap + length], weight[:, tap])
+    return y
+
+
 def depthwise_conv(conv: nn.Conv1d, x: torch.Tensor, causal: bool) -> torch.Tensor:
     """Depthwise conv over positions of x (B, L, C) -> (B, L, C); causal = left pad k-1, else centred."""
     k = conv.kernel_size[0]
     pad = (k - 1, 0) if causal else ((k - 1) // 2, k // 2)
-    return conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
+    return depthwise_valid(conv, F.pad(x, (0, 0, *pad)))
 
 
 class Sin(nn.Module):

@@ -51,7 +51,7 @@ def _from_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def _zero_state(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return q.new_zeros(q.shape[0], q.shape[1], q.shape[-1], v.shape[-1])
+    return v.new_zeros(v.shape[0], v.shape[1], q.shape[-1], v.shape[-1])
 
 
 def _decay_matrix(b: torch.Tensor, strict: bool = False) -> torch.Tensor:
@@ -66,6 +66,8 @@ def scalar_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: to
                 chunk: int, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """S_t = exp(log_decay_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, decay a scalar per head and step.
 
+    q, k (B, H, L, dk), or (B, 1, L, dk) when all heads share them (Mamba-2's single group of B, C:
+    their products are then formed once, not per head); v (B, H, L, dv).
     log_decay (B, H, L) <= 0, or (1, H, L) when it does not depend on the example (RetNet: the decay
     factors are then built once for the batch), or None for no decay (plain linear attention: prefix
     sums, no loop).
@@ -73,24 +75,33 @@ def scalar_scan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: to
     """
     length = q.shape[2]
     s0 = _zero_state(q, v) if state is None else state
-    qc, kc, vc = (_to_chunks(t, chunk) for t in (q, k, v))  # (B, H, n, C, d)
-    scores = qc @ kc.transpose(-1, -2)  # (B, H, n, C, C)
+    qc, kc, vc = (_to_chunks(t, chunk) for t in (q, k, v))  # (B, H or 1, n, C, d)
+    scores = qc @ kc.transpose(-1, -2)  # (B, H or 1, n, C, C)
+    shared = qc.shape[1] == 1 and vc.shape[1] > 1
+
+    def keys_times(values: torch.Tensor) -> torch.Tensor:  # sum_j k_j values_j^T: (B, H, n, dk, dv)
+        if shared:  # one batched product over (B, n) with the heads folded into the columns
+            return torch.einsum("bnck,bhncv->bhnkv", kc[:, 0], values)
+        return kc.transpose(-1, -2) @ values
+
+    def queries_times(states: torch.Tensor) -> torch.Tensor:  # q_i^T S per chunk: (B, H, n, C, dv)
+        return torch.einsum("bnck,bhnkv->bhncv", qc[:, 0], states) if shared else qc @ states
+
     if log_decay is None:
         intra = scores.tril() @ vc
-        kv = kc.transpose(-1, -2) @ vc  # (B, H, n, dk, dv): each chunk's own sum of k v^T
+        kv = keys_times(vc)  # each chunk's own sum of k v^T
         # state before each chunk: an exclusive prefix sum (cumsum - kv would leak later chunks' rounding)
         states = s0.unsqueeze(2) + F.pad(kv.cumsum(2)[:, :, :-1], (0, 0, 0, 0, 1, 0))  # (B, H, n, dk, dv)
-        out = intra + qc @ states
-        return _from_chunks(out, length), s0 + kv.sum(2)
+        return _from_chunks(intra + queries_times(states), length), s0 + kv.sum(2)
     b = _to_chunks(log_decay, chunk).cumsum(-1)  # (B, H, n, C): cumulative log decay inside the chunk
     intra = (scores * _decay_matrix(b)) @ vc
     total = b[..., -1:]  # (B, H, n, 1)
-    kv = (kc * torch.exp(total - b).unsqueeze(-1)).transpose(-1, -2) @ vc  # decayed to chunk end
+    kv = keys_times(vc * torch.exp(total - b).unsqueeze(-1))  # keys decayed to the chunk end
     states, s = [], s0
     for kv_c, g_c in zip(kv.unbind(2), torch.exp(total).unsqueeze(-1).unbind(2)):
         states.append(s)
         s = torch.addcmul(kv_c, g_c, s)
-    inter = (qc * torch.exp(b).unsqueeze(-1)) @ torch.stack(states, 2)
+    inter = queries_times(torch.stack(states, 2)) * torch.exp(b).unsqueeze(-1)
     return _from_chunks(intra + inter, length), s
 
 

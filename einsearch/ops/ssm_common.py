@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from einsearch.ops.conv_common import depthwise_valid
+
 
 def dt_bias_init(size: int, dt_min: float = 1e-3, dt_max: float = 1e-1, floor: float = 1e-4) -> torch.Tensor:
     """Mamba's dt bias: softplus^-1 of dt drawn log-uniformly in [dt_min, dt_max], so that at init
@@ -24,9 +26,8 @@ def conv_with_window(conv: nn.Conv1d, x: torch.Tensor,
     Returns the output (B, L, C) and the new window (B, C, k-1): the last k-1 inputs seen.
     """
     k = conv.kernel_size[0]
-    x = x.transpose(1, 2)  # (B, C, L)
     if window is None:
-        full = F.pad(x, (k - 1, 0))
+        full = F.pad(x, (0, 0, k - 1, 0))
     else:
-        full = torch.cat([window, x], dim=-1)  # (B, C, k-1+L)
-    return conv(full).transpose(1, 2), full[..., full.shape[-1] - (k - 1):]
+        full = torch.cat([window.transpose(1, 2), x], dim=1)  # (B, k-1+L, C)
+    return depthwise_valid(conv, full), full[:, full.shape[1] - (k - 1):].transpose(1, 2)

@@ -88,9 +88,8 @@ class Mamba2(nn.Module):
         dt = F.softplus(dt + self.dt_bias).transpose(1, 2)  # (B, H, L)
         log_decay = dt * -torch.exp(self.A_log)[:, None]  # (B, H, L), log a_t <= 0
         v = xs.view(b, length, self.heads, self.headdim).transpose(1, 2) * dt.unsqueeze(-1)  # (B, H, L, P)
-        q = C.unsqueeze(1).expand(b, self.heads, length, self.d_state)  # (B, H, L, N)
-        k = B.unsqueeze(1).expand(b, self.heads, length, self.d_state)
-        y, h = scalar_scan(q, k, v, log_decay, self.chunk, h0)  # (B, H, L, P), (B, H, N, P)
+        # one group: C and B (B, 1, L, N) are shared by the heads
+        y, h = scalar_scan(C.unsqueeze(1), B.unsqueeze(1), v, log_decay, self.chunk, h0)  # (B, H, L, P), (B, H, N, P)
         return self._output(merge_heads(y), xs, z), (h, window)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
