@@ -10,6 +10,7 @@ from torch import nn
 from einsearch.ops.conv_common import depthwise_step
 from einsearch.ops.registry import register
 from einsearch.ops.ssm_common import conv_with_window, dt_bias_init
+from einsearch.ops.ssm_selective_scan import SelectiveScan, scan_forward
 
 D_CONV = 4
 # per-step log decay floor (exp(-8) = 3.4e-4: a step keeps at least that share of the state) ...
@@ -39,28 +40,19 @@ def selective_scan(u: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
     """S6: h_t = exp(a_t) h_{t-1} + dt_t B_t u_t per channel, a_t = max(dt_t A, MIN_LOG_DECAY), y_t = C_t^T h_t.
 
     u, dt (B, L, Di); A (Di, N); B, C (B, L, N); h (B, Di, N), the state before the first token.
-    A loop over chunks carries h; inside a chunk, with c_t = sum_{s<=t} a_s (a cumulative sum taken
-    as a product with a lower-triangular matrix of ones, whose backward needs no flips),
-    h_t = exp(c_t) (h + sum_{s<=t} exp(-c_s) dt_s B_s u_s). The floor on a_t bounds
-    exp(-c_s) <= e^(chunk |MIN_LOG_DECAY|) <= e^64 (see MAX_CHUNK_SPAN), finite in float32. Working
-    memory is a few (B, chunk, Di, N) tensors per chunk, small enough to stay in cache on a CPU.
-    Returns y (B, L, Di) and the final state (B, Di, N).
+    Returns y (B, L, Di) and the final state (B, Di, N). See ssm_selective_scan: a loop over chunks
+    of `chunk` positions carries h; inside a chunk, with p_t the cumulative decay,
+    h_t = p_t (h + sum_{s<=t} b_s / p_s), cumulative sums as products with a triangular matrix of
+    ones (no loop over positions); the floor bounds 1 / p_s <= e^(chunk |MIN_LOG_DECAY|) <= e^64
+    (MAX_CHUNK_SPAN), finite in float32. For training a custom autograd Function saves only the
+    inputs and the state at each chunk start and recomputes a chunk's states in the backward pass
+    (memory: 1/chunk of the state history). Without gradients the same forward runs in reused
+    buffers; under torch.export with gradients, in plain ops (which autograd and export trace).
     """
-    b, _, di = u.shape
-    n = A.shape[-1]
-    ones = torch.ones(chunk, chunk, dtype=u.dtype, device=u.device).tril()
-    ys = []
-    for dtu_c, dt_c, B_c, C_c in zip((dt * u).split(chunk, 1), dt.split(chunk, 1), B.split(chunk, 1),
-                                     C.split(chunk, 1)):
-        c = dt_c.shape[1]
-        tri = ones[:c, :c]
-        log_decay = (dt_c.unsqueeze(-1) * A).clamp(min=MIN_LOG_DECAY).view(b, c, di * n)
-        cum = tri @ log_decay  # (B, c, Di*N): c_t, in [chunk * MIN_LOG_DECAY, 0]
-        inp = (dtu_c.unsqueeze(-1) * B_c.unsqueeze(2)).view(b, c, di * n)  # dt_s B_s u_s
-        hs = (torch.exp(cum) * (tri @ (inp * torch.exp(-cum)) + h.view(b, 1, di * n))).view(b, c, di, n)
-        ys.append((hs @ C_c.unsqueeze(-1)).squeeze(-1))  # (B, c, Di)
-        h = hs[:, -1]
-    return torch.cat(ys, dim=1), h
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (u, dt, A, B, C, h))
+    if needs_grad and not torch.compiler.is_exporting():
+        return SelectiveScan.apply(u, dt, A, B, C, h, chunk, MIN_LOG_DECAY)
+    return scan_forward(u, dt, A, B, C, h, chunk, MIN_LOG_DECAY, inplace=not needs_grad)[:2]
 
 
 def _state_size(dim: int, seq_len: int, hp: dict) -> int:
