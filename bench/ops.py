@@ -2,7 +2,7 @@
 
 Writes the "Ops" section of bench/RESULTS.md (replacing only that section):
 - every token and channel mixer at D=128, B=8, L in {256, 1024, 4096}, defaults, causal mode where
-  the primitive has one; median wall time of forward+backward; peak memory; the growth exponent in
+  the primitive has one; fastest wall time of forward+backward (see time_call); peak memory; the growth exponent in
   L (least-squares slope of log time against log L);
 - recurrent/SSM families: the chunked forward+backward against the step-by-step reference (the
   module's own `step` in a Python loop over L, inputs unbound along time, then the same loss and
@@ -32,7 +32,6 @@ import os
 import platform
 import re
 import signal
-import statistics
 import sys
 import threading
 import time
@@ -117,7 +116,10 @@ def fwd_bwd(module: torch.nn.Module, x: torch.Tensor, device: str) -> None:
 
 
 def time_call(fn, max_seconds: float, reps: int = 5) -> float:
-    """Median seconds of fn() after one warm-up; fewer reps when slow; Timeout past the cap."""
+    """Fastest of up to `reps` calls of fn() after one warm-up (fewer when slow; Timeout past the cap).
+
+    The fastest, not the median: on a shared machine (this VM) the same call varies by up to 2x
+    between runs, the noise only ever adds time, and the fastest run is the most repeatable."""
     with deadline(max_seconds):
         start = time.perf_counter()
         fn()  # warm-up (allocator, lazy init)
@@ -130,7 +132,7 @@ def time_call(fn, max_seconds: float, reps: int = 5) -> float:
             fn()
             times.append(time.perf_counter() - start)
         spent += times[-1]
-    return statistics.median(times)
+    return min(times)
 
 
 def peak_memory(fn, device: str) -> int:
@@ -269,8 +271,8 @@ def machine_line(device: str) -> str:
 def report(device: str, cfg: argparse.Namespace, specs: list[OpSpec], rows: dict, steps: dict,
            vs_sdpa: dict) -> list[str]:
     lines = [f"### {device}", "", machine_line(device) + ".", "",
-             f"D={cfg.dim}, B={cfg.batch}, defaults, causal mode where available, fp32; median "
-             f"forward+backward ms; peak memory MiB ({'CUDA allocated' if device == 'cuda' else 'RSS growth'}); "
+             f"D={cfg.dim}, B={cfg.batch}, defaults, causal mode where available, fp32; fastest of 5 "
+             f"forward+backward ms (after a warm-up); peak memory MiB ({'CUDA allocated' if device == 'cuda' else 'RSS growth'}); "
              f"cap {cfg.max_seconds:g} s per measurement.", ""]
     head = "| op | category | cost | " + " | ".join(f"L={n} ms | L={n} MiB" for n in cfg.lengths) + " | exponent |"
     lines += [head, "|" + "---|" * (4 + 2 * len(cfg.lengths))]
