@@ -20,6 +20,7 @@ made allocation-heavy mixers look 2-3x slower than they are.
 
     python bench/ops.py                      # full run (minutes)
     python bench/ops.py --quick --ops mlp --out /tmp/x.md
+    python bench/ops.py --devices cuda --out /tmp/cuda.md   # on a GPU machine (the section in --out is replaced)
 """
 from __future__ import annotations
 
@@ -301,7 +302,8 @@ def report(device: str, cfg: argparse.Namespace, specs: list[OpSpec], rows: dict
     return lines
 
 
-def targets(cfg: argparse.Namespace, specs: list[OpSpec], rows: dict, steps: dict, vs_sdpa: dict) -> list[str]:
+def targets(device: str, cfg: argparse.Namespace, specs: list[OpSpec], rows: dict, steps: dict,
+            vs_sdpa: dict) -> list[str]:
     """Issue #3's targets, checked on this run: one line per target with the ops that miss it."""
     families = [s for s in specs if s.category in STEP_FAMILIES and s.cost in ("L", "L log L")]
     longest = cfg.lengths[-1]
@@ -319,7 +321,8 @@ def targets(cfg: argparse.Namespace, specs: list[OpSpec], rows: dict, steps: dic
             name: t / vs_sdpa[SDPA_OP] if t and vs_sdpa.get(SDPA_OP) else None
             for name, t in vs_sdpa.items() if name != SDPA_OP}, lambda v: v <= 3),
     ]
-    lines = ["", "Targets (issue #3) on this run; L-linear families = categories "
+    scope = "" if device == "cpu" else " (the issue sets them for the CPU; on this device for information)"
+    lines = ["", f"Targets (issue #3){scope} on this run; L-linear families = categories "
              f"{', '.join(STEP_FAMILIES)} with cost L or L log L:", ""]
     for target, values, passes in checks:
         if not values:
@@ -359,7 +362,7 @@ def run_device(device: str, cfg: argparse.Namespace, specs: list[OpSpec]) -> lis
             row = measure_op(spec, cfg.dim, cfg.batch, [cfg.sdpa_len], device, cfg.max_seconds)
             vs_sdpa[spec.name] = row[cfg.sdpa_len][0]
         log.info("vs SDPA: %s", vs_sdpa)
-    return report(device, cfg, specs, rows, steps, vs_sdpa) + targets(cfg, specs, rows, steps, vs_sdpa)
+    return report(device, cfg, specs, rows, steps, vs_sdpa) + targets(device, cfg, specs, rows, steps, vs_sdpa)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -369,7 +372,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="cap per measurement")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-cuda", action="store_true")
+    parser.add_argument("--devices", default="cpu,cuda",
+                        help="comma-separated; cuda is skipped where it is not available")
     cfg = parser.parse_args(argv)
     if cfg.quick:
         cfg.dim, cfg.batch, cfg.lengths, cfg.step_len, cfg.sdpa_len = 32, 2, [32, 64, 128], 64, 64
@@ -388,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"unknown primitive(s) in --ops: {', '.join(sorted(unknown))}")
     specs = [s for s in specs if not wanted or s.name in wanted]
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not cfg.no_cuda else [])
+    devices = [d for d in cfg.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
     lines = [HEADING, ""]
     for device in devices:
         lines += run_device(device, cfg, specs) + [""]
