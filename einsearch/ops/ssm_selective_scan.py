@@ -132,7 +132,7 @@ def scan_backward(gy: torch.Tensor, gh: torch.Tensor, u: torch.Tensor, dt: torch
     chain rule to u, dt, A, B; grad C_t = sum_d gy_t h_t; the carry to the previous chunk (and
     grad h0 after the first chunk) is exp(a_first) G_first.
     """
-    batch, length, di = u.shape
+    batch, _, di = u.shape
     n = A.shape[-1]
     a_t = A.t().contiguous()  # (N, Di)
     a2, floor2 = a_t * LOG2E, min_log_decay * LOG2E
