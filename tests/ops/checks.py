@@ -103,6 +103,17 @@ def perturbed_outputs(module: nn.Module, dim: int, length: int, t: int, seed: in
         return copy.deepcopy(module)(x), copy.deepcopy(module)(x2)
 
 
+def assert_per_token(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, t: int, scale: float) -> None:
+    """Perturbing position t of x (B, L, D) by scale * randn changes run's output at t and nowhere
+    else, bit for bit."""
+    y = run(x)
+    x2 = x.clone()
+    x2[:, t] += scale * torch.randn(x.shape[-1], dtype=x.dtype)
+    y2 = run(x2)
+    assert torch.equal(y[:, :t], y2[:, :t]) and torch.equal(y[:, t + 1:], y2[:, t + 1:])
+    assert not torch.equal(y[:, t], y2[:, t])
+
+
 def assert_causal(module: nn.Module, dim: int, length: int = 11, t: int = 6, seed: int = 0) -> None:
     """Perturbing position t leaves outputs before t bit-identical and changes outputs from t on."""
     y, y2 = perturbed_outputs(module, dim, length, t, seed)

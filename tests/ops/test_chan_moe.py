@@ -10,6 +10,7 @@ import torch
 from einsearch.ops import aux_loss, create
 from einsearch.ops.chan_mlp import GLU
 from einsearch.ops.chan_moe import MoE
+from tests.ops.checks import assert_per_token
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -137,13 +138,8 @@ def test_per_token_causality(router: str, top_k: int, shared: bool) -> None:
     moe = create("moe", 32, causal=True, experts=8, top_k=top_k, router=router,
                  shared_expert=shared).train()
     x = torch.randn(2, 45, 32)
-    y = copy.deepcopy(moe)(x)
-    for t in (0, 13, 44):
-        x2 = x.clone()
-        x2[:, t] += 5 * torch.randn(32)  # large enough to reroute position t
-        y2 = copy.deepcopy(moe)(x2)
-        assert torch.equal(y[:, :t], y2[:, :t]) and torch.equal(y[:, t + 1:], y2[:, t + 1:])
-        assert not torch.equal(y[:, t], y2[:, t])
+    for t in (0, 13, 44):  # a perturbation of 5 is large enough to reroute position t
+        assert_per_token(lambda inp: copy.deepcopy(moe)(inp), x, t, scale=5.0)
 
 
 def test_aux_loss_in_train_mode_only() -> None:
@@ -230,12 +226,7 @@ def test_fixed_shape_dispatch_is_causal_bit_exact() -> None:
         tokens = inp.reshape(-1, 32)
         return moe.dispatch_fixed(tokens, *moe.route(tokens)).view(2, 45, 32)
 
-    y = run(x)
-    x2 = x.clone()
-    x2[:, 13] += 5 * torch.randn(32)
-    y2 = run(x2)
-    assert torch.equal(y[:, :13], y2[:, :13]) and torch.equal(y[:, 14:], y2[:, 14:])
-    assert not torch.equal(y[:, 13], y2[:, 13])
+    assert_per_token(run, x, 13, scale=5.0)
 
 
 @pytest.mark.parametrize("router", ["softmax", "sigmoid"])
