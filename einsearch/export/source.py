@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 INLINED_PACKAGE = "einsearch"
 KEPT_PACKAGES = ("torch",)
-# Decorators that only register things with einsearch; they do not change the class.
-DROPPED_DECORATORS = {("einsearch.ops.registry", "register"), ("einsearch.evaluators.task", "register_task")}
+# Decorators that only register things with einsearch, or add a compiled CPU fast path beside the
+# PyTorch form (cpu_kernels.accelerated); exported code is the PyTorch form alone.
+DROPPED_DECORATORS = {("einsearch.ops.registry", "register"), ("einsearch.evaluators.task", "register_task"),
+                      ("einsearch.ops.cpu_kernels", "accelerated")}
 
 
 class ExportError(ValueError):

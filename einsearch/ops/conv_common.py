@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from einsearch.ops.conv_depthwise_cpu import depthwise_conv_cpu, depthwise_valid_cpu
+from einsearch.ops.cpu_kernels import accelerated
+
 
 def fft_causal_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Causal convolution y_t = sum_{s=0..t} kernel_s u_{t-s}, per channel, by FFT.
@@ -36,12 +39,14 @@ def depthwise_step(conv: nn.Conv1d, x_t: torch.Tensor, window: torch.Tensor) -> 
     return y, full[..., 1:]
 
 
-def depthwise_valid(conv: nn.Conv1d, padded: torch.Tensor) -> torch.Tensor:
+@accelerated(depthwise_valid_cpu)
+def depthwise_valid(conv: nn.Conv1d, padded: torch.Tensor, silu: bool = False) -> torch.Tensor:
     """The depthwise Conv1d `conv` (groups=C, kernel k) over positions, no padding:
-    padded (B, L + k - 1, C) -> (B, L, C).
+    padded (B, L + k - 1, C) -> (B, L, C); with silu, SiLU of it.
 
     Computed as k shifted multiply-adds in the (B, L, C) layout (a loop over the kernel's taps): no
-    transposes, and on a CPU faster than Conv1d forward+backward, whose depthwise backward is slow.
+    transposes, and faster than Conv1d forward+backward, whose depthwise backward is slow. On a CPU
+    a compiled kernel runs it instead, in one pass (conv_depthwise_cpu).
     """
     k = conv.kernel_size[0]
     length = padded.shape[1] - k + 1
@@ -51,14 +56,16 @@ def depthwise_valid(conv: nn.Conv1d, padded: torch.Tensor) -> torch.Tensor:
         y = y + conv.bias
     for tap in range(1, k):
         y = torch.addcmul(y, padded[:, tap:tap + length], weight[:, tap])
-    return y
+    return F.silu(y) if silu else y
 
 
-def depthwise_conv(conv: nn.Conv1d, x: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Depthwise conv over positions of x (B, L, C) -> (B, L, C); causal = left pad k-1, else centred."""
+@accelerated(depthwise_conv_cpu)
+def depthwise_conv(conv: nn.Conv1d, x: torch.Tensor, causal: bool, silu: bool = False) -> torch.Tensor:
+    """Depthwise conv over positions of x (B, L, C) -> (B, L, C); causal = left pad k-1, else centred.
+    With silu, SiLU of it. On a CPU a compiled kernel runs it, padding included (conv_depthwise_cpu)."""
     k = conv.kernel_size[0]
     pad = (k - 1, 0) if causal else ((k - 1) // 2, k // 2)
-    return depthwise_valid(conv, F.pad(x, (0, 0, *pad)))
+    return depthwise_valid(conv, F.pad(x, (0, 0, *pad)), silu)
 
 
 class Sin(nn.Module):

@@ -10,12 +10,13 @@ from torch import nn
 from einsearch.ops.conv_common import depthwise_step
 from einsearch.ops.registry import register
 from einsearch.ops.ssm_common import conv_with_window, dt_bias_init
-from einsearch.ops.ssm_selective_scan import SelectiveScan, scan_forward
+from einsearch.ops.cpu_kernels import accelerated
+from einsearch.ops.ssm_selective_scan import MIN_LOG_DECAY, SelectiveScan, scan_forward
+from einsearch.ops.ssm_selective_scan_cpu import selective_scan_cpu
 
 D_CONV = 4
-# per-step log decay floor (exp(-8) = 3.4e-4: a step keeps at least that share of the state) ...
-MIN_LOG_DECAY = -8.0
-# ... so that a chunk of at most 8 steps has exp(-cumulative log decay) <= e^64 (float32 overflows near e^88)
+# the per-step log decay floor MIN_LOG_DECAY = -8 (ssm_selective_scan) lets a chunk of at most 8 steps
+# have exp(-cumulative log decay) <= e^64 (float32 overflows near e^88)
 MAX_CHUNK_SPAN = 64.0
 
 
@@ -35,13 +36,18 @@ def _linear_scan(decay: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
     return inp
 
 
+@accelerated(selective_scan_cpu)
 def selective_scan(u: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-                   h: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """S6: h_t = exp(a_t) h_{t-1} + dt_t B_t u_t per channel, a_t = max(dt_t A, MIN_LOG_DECAY), y_t = C_t^T h_t.
+                   h: torch.Tensor, chunk: int, D: torch.Tensor | None = None,
+                   z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """S6: h_t = exp(a_t) h_{t-1} + dt_t B_t u_t per channel, a_t = max(dt_t A, MIN_LOG_DECAY), y_t = C_t^T h_t,
+    then (y_t + D u_t) silu(z_t) (Mamba's skip and gate; each left out where None).
 
-    u, dt (B, L, Di); A (Di, N); B, C (B, L, N); h (B, Di, N), the state before the first token.
-    Returns y (B, L, Di) and the final state (B, Di, N). See ssm_selective_scan: a loop over chunks
-    of `chunk` positions carries h; inside a chunk, with p_t the cumulative decay,
+    u, dt, z (B, L, Di); A (Di, N); D (Di,); B, C (B, L, N); h (B, Di, N), the state before the first
+    token. Returns the output (B, L, Di) and the final state (B, Di, N). On a CPU, a compiled C kernel
+    runs it all (ssm_selective_scan_cpu; where it cannot be built, the PyTorch form below). The
+    PyTorch form, for GPUs and under tracing, torch.export and torch.compile, is ssm_selective_scan:
+    a loop over chunks of `chunk` positions carries h; inside a chunk, with p_t the cumulative decay,
     h_t = p_t (h + sum_{s<=t} b_s / p_s), cumulative sums as products with a triangular matrix of
     ones (no loop over positions); the floor bounds 1 / p_s <= e^(chunk |MIN_LOG_DECAY|) <= e^64
     (MAX_CHUNK_SPAN), finite in float32. For training a custom autograd Function saves only the
@@ -51,8 +57,12 @@ def selective_scan(u: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.
     """
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (u, dt, A, B, C, h))
     if needs_grad and not torch.compiler.is_exporting():
-        return SelectiveScan.apply(u, dt, A, B, C, h, chunk, MIN_LOG_DECAY)
-    return scan_forward(u, dt, A, B, C, h, chunk, MIN_LOG_DECAY, inplace=not needs_grad)[:2]
+        y, h = SelectiveScan.apply(u, dt, A, B, C, h, chunk, MIN_LOG_DECAY)
+    else:
+        y, h = scan_forward(u, dt, A, B, C, h, chunk, MIN_LOG_DECAY, inplace=not needs_grad)[:2]
+    if D is not None:
+        y = y + D * u
+    return (y if z is None else y * F.silu(z)), h
 
 
 def _state_size(dim: int, seq_len: int, hp: dict) -> int:
@@ -112,13 +122,12 @@ class Mamba(nn.Module):
         """(B, L, D) -> (y (B, L, D), state after the last token: (h (B, Di, N), conv window))."""
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # (B, L, Di) each
         h, window = (None, None) if state is None else state
-        xs, window = conv_with_window(self.conv, xs, window)
-        xs = F.silu(xs)
+        xs, window = conv_with_window(self.conv, xs, window, silu=True)
         dt, B, C = self._ssm_inputs(xs)
         if h is None:
             h = x.new_zeros(x.shape[0], self.d_inner, self.d_state)
-        y, h = selective_scan(xs, dt, -torch.exp(self.A_log), B, C, h, self.chunk)
-        return self.out_proj((y + self.D * xs) * F.silu(z)), (h, window)
+        y, h = selective_scan(xs, dt, -torch.exp(self.A_log), B, C, h, self.chunk, self.D, z)
+        return self.out_proj(y), (h, window)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
         return self.scan(x)[0]

@@ -83,8 +83,8 @@ class Mamba2(nn.Module):
         b, length, _ = x.shape
         z, xbc, dt = self._split(self.in_proj(x))
         h0, window = (None, None) if state is None else state
-        xbc, window = conv_with_window(self.conv, xbc, window)
-        xs, B, C = F.silu(xbc).split([self.d_inner, self.d_state, self.d_state], dim=-1)
+        xbc, window = conv_with_window(self.conv, xbc, window, silu=True)
+        xs, B, C = xbc.split([self.d_inner, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(dt + self.dt_bias).transpose(1, 2)  # (B, H, L)
         log_decay = dt * -torch.exp(self.A_log)[:, None]  # (B, H, L), log a_t <= 0
         v = xs.view(b, length, self.heads, self.headdim).transpose(1, 2) * dt.unsqueeze(-1)  # (B, H, L, P)

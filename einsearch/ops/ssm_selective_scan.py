@@ -25,6 +25,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 LOG2E = 1.0 / math.log(2.0)
+# Mamba's per-step log decay floor: exp(-8) = 3.4e-4, a step keeps at least that share of the state
+MIN_LOG_DECAY = -8.0
 
 
 def _floor_hits(dt: torch.Tensor, a2: torch.Tensor, floor2: float, chunk: int) -> list[bool]:

@@ -14,6 +14,11 @@ from tests.ops.test_ssm_checks import assert_matches_loop
 SHAPES = [(2, 1), (1, 5), (2, 8), (1, 29)]
 
 
+@pytest.fixture
+def torch_path(monkeypatch):
+    monkeypatch.setenv("EINSEARCH_CPU_KERNELS", "0")
+
+
 def reference(module, x):
     """Mamba-1 as a plain recurrence, token by token, from the module's parameters.
     Returns (y (B, L, D), final SSM state h (B, Di, N))."""
@@ -40,28 +45,28 @@ def reference(module, x):
     dict(d_state=16, expand=2, chunk=8),
     dict(d_state=8, expand=2, chunk=4),
 ])
-def test_matches_step_by_step_recurrence(hp):
+def test_matches_step_by_step_recurrence(hp, backend):
     torch.manual_seed(0)
     assert_matches_loop(create("mamba", 32, causal=True, **hp), reference, 32, SHAPES)
 
 
-def test_noncausal_runs_the_causal_form():
+def test_noncausal_runs_the_causal_form(backend):
     torch.manual_seed(0)
     assert_matches_loop(create("mamba", 32, causal=False, d_state=4, expand=1, chunk=8), reference, 32, [(1, 13)])
 
 
-def test_causal():
+def test_causal(backend):
     torch.manual_seed(0)
     assert_causal(create("mamba", 32, causal=True, d_state=4, expand=1, chunk=8), 32)
 
 
 @pytest.mark.parametrize("chunk", [4, 8])
-def test_step_matches_forward(chunk):
+def test_step_matches_forward(chunk, backend):
     torch.manual_seed(0)
     assert_step_matches_forward(create("mamba", 32, causal=True, d_state=4, expand=1, chunk=chunk), 32)
 
 
-def test_scan_carries_a_given_state():
+def test_scan_carries_a_given_state(backend):
     """selective_scan from a nonzero state h0 equals the plain recurrence from h0."""
     gen = torch.Generator().manual_seed(0)
     b, length, di, n = 2, 11, 3, 4
@@ -79,7 +84,7 @@ def test_scan_carries_a_given_state():
     assert rel_err(h, h_ref) < 1e-12
 
 
-def test_float32_stays_finite_with_strong_decay():
+def test_float32_stays_finite_with_strong_decay(backend):
     """Large dt makes dt A as small as -300 per step: the floor MIN_LOG_DECAY bounds the chunk's
     factors by e^64, so float32 neither overflows nor produces NaN, and agrees with the float64
     step-by-step reference (which applies the same floor)."""
@@ -96,7 +101,7 @@ def test_float32_stays_finite_with_strong_decay():
     assert rel_err(y.double(), y_ref) < 1e-4
 
 
-def test_floor_is_active_and_shared_by_step():
+def test_floor_is_active_and_shared_by_step(backend):
     """With dt A below the floor the scan and the decoding step apply the same floor."""
     torch.manual_seed(0)
     module = create("mamba", 32, causal=True, d_state=4, expand=1, chunk=8).double()
@@ -178,7 +183,7 @@ def test_scan_function_with_some_inputs_constant():
     assert rel_err(gu, gu_ref) < 1e-12 and rel_err(gC, gC_ref) < 1e-12
 
 
-def test_scan_function_saves_only_inputs_and_chunk_starts():
+def test_scan_function_saves_only_inputs_and_chunk_starts(torch_path):
     """Memory: the Function keeps its inputs and one state per chunk, not the state history."""
     b, length, di, n, chunk = 2, 29, 5, 4, 8
     inputs = [t.requires_grad_() for t in scan_inputs(b, length, di, n)]
@@ -194,7 +199,7 @@ def test_scan_function_saves_only_inputs_and_chunk_starts():
     assert sum(saved) == expected
 
 
-def test_forward_paths_agree():
+def test_forward_paths_agree(torch_path):
     """The three forwards: the Function (training), the in-place one without gradients (inference)
     and the plain-ops one that autograd traces (torch.export with gradients) give the same y and
     state, and autograd through the plain ops gives the Function's gradients."""
@@ -213,9 +218,9 @@ def test_forward_paths_agree():
         assert rel_err(a, b) < 1e-12
 
 
-def test_torch_export_with_gradients_enabled():
-    """torch.export outside no_grad (the Function's host sync cannot be traced) takes the plain-ops
-    path; the graph agrees with the module."""
+def test_torch_export_with_gradients_enabled(backend):
+    """torch.export outside no_grad (neither the Function's host sync nor the kernel's ctypes call
+    can be traced) takes the plain-ops path; the graph agrees with the module (on either backend)."""
     torch.manual_seed(0)
     module = create("mamba", 32, causal=True, d_state=4, expand=1, chunk=8)
     x = torch.randn(2, 13, 32)
