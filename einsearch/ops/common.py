@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.conv_common import depthwise_conv
@@ -44,18 +45,18 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class ShortConv(nn.Module):
-    """Depthwise 1-D convolution over positions (B, L, D) -> (B, L, D).
+    """Depthwise 1-D convolution over positions (B, L, D) -> (B, L, D), then SiLU if `silu`.
 
     Causal: left-padded by k-1, so output t sees inputs t-k+1..t. Non-causal: centred.
     """
 
-    def __init__(self, dim: int, kernel: int, causal: bool, bias: bool = True):
+    def __init__(self, dim: int, kernel: int, causal: bool, bias: bool = True, silu: bool = False):
         super().__init__()
-        self.kernel, self.causal = kernel, causal
+        self.kernel, self.causal, self.silu = kernel, causal, silu
         self.conv = nn.Conv1d(dim, dim, kernel, groups=dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return depthwise_conv(self.conv, x, self.causal)
+        return depthwise_conv(self.conv, x, self.causal, self.silu)
 
     def step(self, x_t: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One causal step: x_t (B, D); window (B, D, k) holds the last k inputs (oldest first)."""
@@ -63,7 +64,7 @@ class ShortConv(nn.Module):
         y = (window * self.conv.weight.squeeze(1)).sum(-1)
         if self.conv.bias is not None:
             y = y + self.conv.bias
-        return y, window
+        return (F.silu(y) if self.silu else y), window
 
 
 class HasAuxLoss(nn.Module):

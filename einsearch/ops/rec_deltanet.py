@@ -55,7 +55,7 @@ class DeltaNet(nn.Module):
         self.q_proj = nn.Linear(dim, dim, bias=False)
         self.k_proj = nn.Linear(dim, dim, bias=False)
         self.v_proj = nn.Linear(dim, dim, bias=False)
-        self.convs = nn.ModuleList(ShortConv(dim, CONV_KERNEL, causal=True, bias=False) for _ in range(3))
+        self.convs = nn.ModuleList(ShortConv(dim, CONV_KERNEL, causal=True, bias=False, silu=True) for _ in range(3))
         self.b_proj = nn.Linear(dim, heads, bias=False)
         self.norm = HeadRMSNorm(dim // heads)
         self.o_proj = nn.Linear(dim, dim, bias=False)
@@ -69,8 +69,8 @@ class DeltaNet(nn.Module):
         return self.o_proj(self.norm(o))
 
     def _heads(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor):
-        """Conv outputs (B, L, D) -> q, k, v (B, H, L, d) and beta (B, H, L)."""
-        q, k, v = (split_heads(F.silu(t), self.heads) for t in (q, k, v))
+        """Conv (+ SiLU) outputs (B, L, D) -> q, k, v (B, H, L, d) and beta (B, H, L)."""
+        q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
         q = l2_normalize(q) * q.shape[-1] ** -0.5
         beta = torch.sigmoid(self.b_proj(x)).transpose(1, 2)
         return q, l2_normalize(k), v, beta

@@ -19,7 +19,9 @@ def test_matches_loop(heads, chunk):
     torch.nn.init.normal_(module.norm.weight)
     with torch.no_grad():  # decays from mild to strong (a_t down to ~e^-16 per step)
         module.dt_bias.copy_(torch.linspace(-3, 1, heads))
-    assert_matches_loop(module, lambda m, x: reference(m, x, gated=True), DIM, SHAPES)
+    # A_log's gradient is zero at L = 1 (the decay multiplies the zero initial state); the chunked
+    # form's decay factors cancel there in exact arithmetic only, so zero means zero up to rounding
+    assert_matches_loop(module, lambda m, x: reference(m, x, gated=True), DIM, SHAPES, zero_tol=1e-12)
 
 
 def test_decay_is_active():
