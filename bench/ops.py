@@ -14,9 +14,14 @@ Peak memory. CUDA: torch.cuda.max_memory_allocated above the allocation before t
 resident set size (RSS, /proc/self/statm sampled every ~1 ms by a thread) above the RSS before the
 run, measured in a separate spawned process whose glibc MALLOC_MMAP_THRESHOLD_ is fixed at 64 KiB
 so that freed tensors go back to the OS and RSS follows the live tensors. It includes kernel
-scratch buffers and can miss peaks shorter than the sampling interval. Timings run in this process
-with the default allocator: under that threshold every large allocation page-faults afresh, which
-made allocation-heavy mixers look 2-3x slower than they are.
+scratch buffers and can miss peaks shorter than the sampling interval. Timings run in this process,
+with the allocator setting the trainer uses (evaluators.allocator.keep_freed_memory: glibc keeps
+freed memory for reuse): under the probe's threshold every large allocation page-faults afresh,
+which made allocation-heavy mixers look 2-3x slower than they are, and glibc's defaults do the same
+above 32 MiB (at L=4096).
+
+On a CPU, Mamba-1's selective scan and the depthwise convolutions run compiled C kernels
+(einsearch/ops/cpu_kernels.py); EINSEARCH_CPU_KERNELS=0 times the PyTorch forms instead.
 
     python bench/ops.py                      # full run (minutes)
     python bench/ops.py --quick --ops mlp --out /tmp/x.md
@@ -41,7 +46,8 @@ from pathlib import Path
 
 import torch
 
-from einsearch.ops import aux_loss, create, get_op, list_ops
+from einsearch.evaluators.allocator import keep_freed_memory
+from einsearch.ops import aux_loss, cpu_kernels, create, get_op, list_ops
 from einsearch.ops.registry import OpSpec
 from results_md import RESULTS, write_section
 
@@ -275,6 +281,10 @@ def report(device: str, cfg: argparse.Namespace, specs: list[OpSpec], rows: dict
              f"D={cfg.dim}, B={cfg.batch}, defaults, causal mode where available, fp32; fastest of 5 "
              f"forward+backward ms (after a warm-up); peak memory MiB ({'CUDA allocated' if device == 'cuda' else 'RSS growth'}); "
              f"cap {cfg.max_seconds:g} s per measurement.", ""]
+    if device == "cpu":
+        kernels = "compiled CPU kernels" if cpu_kernels.enabled() else "PyTorch forms (EINSEARCH_CPU_KERNELS=0)"
+        lines[-1:-1] = ["", f"Mamba-1's scan and the depthwise convolutions: {kernels}; glibc malloc keeps freed "
+                            "memory (the trainer's setting, einsearch.evaluators.allocator)."]
     head = "| op | category | cost | " + " | ".join(f"L={n} ms | L={n} MiB" for n in cfg.lengths) + " | exponent |"
     lines += [head, "|" + "---|" * (4 + 2 * len(cfg.lengths))]
     for spec in specs:
@@ -386,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = parse_args(argv)
     torch.set_num_threads(cfg.threads)
+    keep_freed_memory()  # as the trainer does (not in the memory probe: its process starts afresh)
     wanted = [n for n in cfg.ops.split(",") if n]
     specs = list_ops()
     unknown = set(wanted) - {s.name for s in specs}

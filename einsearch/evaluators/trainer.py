@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from einsearch.evaluators.allocator import keep_freed_memory
 from einsearch.evaluators.task import Batch, Task, get_task
 from einsearch.evaluators.types import Candidate, Result, one_line
 from einsearch.ops.registry import aux_loss
@@ -116,6 +117,7 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
 
     `started` (a `time.perf_counter()` value) lets the caller count its build time in `wall_time_s`."""
     started = time.perf_counter() if started is None else started
+    keep_freed_memory()
     task = get_task(task)
     device = torch.device(device)
     base = {"metric_name": task.metric, "device": str(device), "host": socket.gethostname(),
