@@ -16,8 +16,9 @@ from einsearch.ops import cpu_kernels
 def _call(fn, tensors, x, out_len: int, k: int, pad: int, silu: bool) -> None:
     batch, length, channels = x.shape
     sizes = (ctypes.c_int64(v) for v in (batch, length, out_len, channels, k, pad))
-    if fn(*map(cpu_kernels.pointer, tensors), *sizes, ctypes.c_int(int(silu)), ctypes.c_int(torch.get_num_threads())):
-        raise MemoryError("depthwise_conv kernel failed")
+    status = fn(*map(cpu_kernels.pointer, tensors), *sizes, ctypes.c_int(int(silu)),
+                ctypes.c_int(torch.get_num_threads()))
+    cpu_kernels.check(status, "depthwise_conv")
 
 
 class CpuDepthwiseConv(torch.autograd.Function):

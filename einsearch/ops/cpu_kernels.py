@@ -3,10 +3,11 @@
 Some ops have no fast form in PyTorch ops on a CPU. Mamba-1's selective scan: every op writes
 a full (B, L, D, N) tensor to memory, while the recurrence itself needs one state in cache. The
 short depthwise convolution: k shifted multiply-adds whose backward allocates a full-size gradient
-per tap. Their C sources live in einsearch/ops/csrc/ (shared code in kernel_common.h). At first use, gcc builds each into a shared
-library, once per source, machine and float type, cached under $EINSEARCH_KERNEL_CACHE (default
-~/.cache/einsearch/kernels); later processes load the cached file. Without a compiler, or with
-EINSEARCH_CPU_KERNELS=0, `load` returns None and callers use their PyTorch path.
+per tap. Their C sources live in einsearch/ops/csrc/ (shared code in kernel_common.h). At first
+use, gcc builds each into a shared library, once per source, machine and float type, cached under
+$EINSEARCH_KERNEL_CACHE (default ~/.cache/einsearch/kernels); later processes load the cached file.
+Without a compiler, or with EINSEARCH_CPU_KERNELS=0, `load` returns None and callers use their
+PyTorch path (see `accelerated`).
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def _build(source: Path, real: str, target: Path) -> None:
 def _load_cached(name: str, dtype: str) -> ctypes.CDLL | None:
     source = SOURCES / f"{name}.c"
     headers = [h.read_text() for h in sorted(SOURCES.glob("*.h"))]
-    key = hashlib.sha256("\0".join([source.read_text(), *headers, *FLAGS, _cpu_flags(), platform.machine()]).encode())
+    parts = [source.read_text(), *headers, *FLAGS, _cpu_flags(), platform.machine()]
+    key = hashlib.sha256("\0".join(parts).encode())
     target = _cache_dir() / f"{name}-{REALS[dtype]}-{key.hexdigest()[:16]}.so"
     if not target.exists():
         if shutil.which("gcc") is None:
@@ -99,6 +101,12 @@ def load(name: str, dtype: str) -> ctypes.CDLL | None:
 def pointer(t: torch.Tensor | None) -> ctypes.c_void_p:
     """A tensor's data pointer for a kernel argument (NULL for None)."""
     return ctypes.c_void_p(None if t is None else t.data_ptr())
+
+
+def check(status: int, name: str) -> None:
+    """A kernel call's status: nonzero when a thread could not allocate its workspace."""
+    if status:
+        raise MemoryError(f"{name} kernel: out of memory for its per-thread workspace")
 
 
 def for_tensors(name: str, *tensors: torch.Tensor | None) -> ctypes.CDLL | None:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from einsearch.ops import cpu_kernels, create
-from einsearch.ops.ssm_mamba import MIN_LOG_DECAY, selective_scan
+from einsearch.ops.ssm_mamba import selective_scan
 from einsearch.ops.ssm_selective_scan_cpu import SPAN, CpuSelectiveScan
 from tests.ops.test_rec_checks import rel_err
 from tests.ops.test_ssm_mamba import loop_scan, scan_inputs
@@ -45,7 +45,7 @@ def loop_gated(u, dt, A, B, C, D, z, h):
 
 
 def kernel_scan(lib, u, dt, A, B, C, D, z, h):
-    return CpuSelectiveScan.apply(lib, MIN_LOG_DECAY, u, dt, A, B, C, D, z, h)
+    return CpuSelectiveScan.apply(lib, u, dt, A, B, C, D, z, h)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -88,7 +88,7 @@ def test_float32_agrees_with_float64(lib):
     inputs = gated_inputs(2, 70, 20, 16, seed=5)
     want = loop_gated(*inputs)
     lib32 = cpu_kernels.for_tensors("selective_scan", torch.zeros(1))
-    got = CpuSelectiveScan.apply(lib32, MIN_LOG_DECAY, *(t.float() for t in inputs))
+    got = CpuSelectiveScan.apply(lib32, *(t.float() for t in inputs))
     for a, b in zip(got, want):
         assert a.dtype == torch.float32 and rel_err(a.double(), b) < 1e-5
 
