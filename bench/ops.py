@@ -392,6 +392,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return cfg
 
 
+def other_devices(path: Path, measured: list[str]) -> list[str]:
+    """The '### <device>' subsections already in the Ops section of `path` for devices this run does
+    not measure (a CPU-only run keeps the GPU table of an earlier run, and the reverse)."""
+    text = path.read_text() if path.exists() else ""
+    section = re.search(rf"^{re.escape(HEADING)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    parts = re.split(r"^(?=### )", section.group(1), flags=re.M) if section else []
+    return [part.rstrip() + "\n" for part in parts if part.startswith("### ") and part.split()[1] not in measured]
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = parse_args(argv)
@@ -407,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [HEADING, ""]
     for device in devices:
         lines += run_device(device, cfg, specs) + [""]
+    lines += other_devices(cfg.out, devices)
     if cfg.quick:
         lines.insert(2, "Quick run (tiny sizes: a smoke test, not a measurement).\n")
     write_section("\n".join(lines), cfg.out)
