@@ -42,8 +42,15 @@ def enabled() -> bool:
 
 
 def _cache_dir() -> Path:
+    """$EINSEARCH_KERNEL_CACHE, else ~/.cache/einsearch/kernels, else (no writable home) a folder
+    in the temporary directory."""
+    if "EINSEARCH_KERNEL_CACHE" in os.environ:
+        return Path(os.environ["EINSEARCH_KERNEL_CACHE"])
     default = Path.home() / ".cache" / "einsearch" / "kernels"
-    return Path(os.environ.get("EINSEARCH_KERNEL_CACHE", default))
+    existing = next(p for p in (default, *default.parents) if p.exists())
+    if os.access(existing, os.W_OK):
+        return default
+    return Path(tempfile.gettempdir()) / "einsearch-kernels"
 
 
 def _cpu_flags() -> str:

@@ -1,6 +1,9 @@
 """Building, caching and the fallbacks of the C kernels."""
 import logging
+import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +51,10 @@ def test_failed_build_falls_back_with_a_warning(fresh_cache, monkeypatch, caplog
         assert cpu_kernels.load("selective_scan", "float32") is None
     assert "building" in caplog.text and "no-such-flag" in caplog.text
     assert not list(fresh_cache.iterdir())  # no partial library left behind
+
+
+def test_cache_falls_back_to_the_temporary_directory(monkeypatch):
+    monkeypatch.delenv("EINSEARCH_KERNEL_CACHE", raising=False)
+    assert cpu_kernels._cache_dir() == Path.home() / ".cache" / "einsearch" / "kernels"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # a home we may not write to
+    assert cpu_kernels._cache_dir() == Path(tempfile.gettempdir()) / "einsearch-kernels"
