@@ -55,6 +55,7 @@ def test_failed_build_falls_back_with_a_warning(fresh_cache, monkeypatch, caplog
 
 def test_cache_falls_back_to_the_temporary_directory(monkeypatch):
     monkeypatch.delenv("EINSEARCH_KERNEL_CACHE", raising=False)
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
     assert cpu_kernels._cache_dir() == Path.home() / ".cache" / "einsearch" / "kernels"
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # a home we may not write to
     assert cpu_kernels._cache_dir() == Path(tempfile.gettempdir()) / "einsearch-kernels"
