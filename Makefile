@@ -27,6 +27,7 @@ test: install
 bench: install
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/ops.py
+	$(BIN)/python bench/cpu_kernels.py
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/search.py
 
