@@ -50,9 +50,10 @@ static void store_state(REAL *dst, const REAL *src, int64_t d0, int64_t D, int64
         }
 }
 
-/* One step of the recurrence for one unit: h (N, DB) in place; the decays (and their gradient
- * masks, 0 where the floor holds) go to e and m when given; returns y_t in yv. */
-static inline void step(REAL *restrict h, const REAL *restrict At, const REAL *restrict dtv,
+/* One step of the recurrence for one unit: next = decay prev + dt u B, states (N, DB); next may be
+ * prev (in place) or another buffer (the backward keeps a span's states). The decays (and their
+ * gradient masks, 0 where the floor holds) go to e and m when given; returns y_t in yv. */
+static inline void step(const REAL *prev, REAL *next, const REAL *restrict At, const REAL *restrict dtv,
                         const REAL *restrict uv, const REAL *restrict bt, const REAL *restrict ct, int64_t N,
                         REAL floor_, REAL *restrict e, REAL *restrict m, REAL *restrict yv) {
     REAL dtu[DB];
@@ -64,8 +65,8 @@ static inline void step(REAL *restrict h, const REAL *restrict At, const REAL *r
             REAL x = dtv[j] * At[n * DB + j];
             REAL keep = x >= floor_ ? (REAL)1 : (REAL)0;
             REAL decay = exp_real(x >= floor_ ? x : floor_);
-            REAL hv = decay * h[n * DB + j] + dtu[j] * bn;
-            h[n * DB + j] = hv;
+            REAL hv = decay * prev[n * DB + j] + dtu[j] * bn;
+            next[n * DB + j] = hv;
             yv[j] += cn * hv;
             if (e) { e[n * DB + j] = decay; m[n * DB + j] = keep * decay; }
         }
@@ -115,7 +116,7 @@ static void forward_unit(const Args *a, int64_t b, int64_t d0, REAL *ws) {
         const int64_t row = b * L + t;
         load_lanes(dtv, a->dt + row * D, d0, D);
         load_lanes(uv, a->u + row * D, d0, D);
-        step(h, At, dtv, uv, a->Bm + row * N, a->Cm + row * N, N, a->floor, NULL, NULL, yv);
+        step(h, h, At, dtv, uv, a->Bm + row * N, a->Cm + row * N, N, a->floor, NULL, NULL, yv);
         if (a->Dk || a->z) {
             load_lanes(zv, a->z ? a->z + row * D : NULL, d0, D);
             gate(yv, Dv, uv, zv, a->z != NULL);
@@ -146,10 +147,9 @@ static void backward_unit(const Args *a, int thread, int64_t b, int64_t d0, REAL
         load_state(hs, a->starts + (b * spans + k) * D * N, d0, D, N);
         for (int64_t t = t0; t < t1; t++) {
             const int64_t row = b * L + t, i = t - t0;
-            memcpy(hs + (i + 1) * S, hs + i * S, S * sizeof(REAL));
             load_lanes(dtv, a->dt + row * D, d0, D);
             load_lanes(uv, a->u + row * D, d0, D);
-            step(hs + (i + 1) * S, At, dtv, uv, a->Bm + row * N, a->Cm + row * N, N, a->floor,
+            step(hs + i * S, hs + (i + 1) * S, At, dtv, uv, a->Bm + row * N, a->Cm + row * N, N, a->floor,
                  es + i * S, ms + i * S, ys + i * DB);
         }
         for (int64_t t = t1 - 1; t >= t0; t--) {
