@@ -142,6 +142,14 @@ def loop_scan(u, dt, A, B, C, h):
     return torch.stack(ys, 1), h
 
 
+def outputs_and_grads(fn, inputs: list[torch.Tensor], g_out: torch.Tensor, g_last: torch.Tensor) -> tuple:
+    """(output, final state, gradient of every input) of fn(*inputs) -> (output, state), from the
+    loss <output, g_out> + <state, g_last>, on fresh leaves."""
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    out, last = fn(*leaves)
+    return out, last, *torch.autograd.grad((out * g_out).sum() + (last * g_last).sum(), leaves)
+
+
 @pytest.mark.parametrize("length,chunk", [(11, 4), (5, 8), (9, 1)])
 def test_scan_function_gradcheck(length, chunk):
     """The Function's hand-written backward (recomputing chunk by chunk from the saved chunk-start
@@ -160,12 +168,8 @@ def test_scan_function_gradients_match_loop(chunk):
     gen = torch.Generator().manual_seed(2)
     gy = torch.randn(2, 29, 5, generator=gen, dtype=torch.float64)
     gh = torch.randn(2, 5, 4, generator=gen, dtype=torch.float64)
-    results = []
-    for fn in (lambda *a: SelectiveScan.apply(*a, chunk, MIN_LOG_DECAY), loop_scan):
-        leaves = [t.clone().requires_grad_() for t in inputs]
-        y, h = fn(*leaves)
-        grads = torch.autograd.grad((y * gy).sum() + (h * gh).sum(), leaves)
-        results.append((y, h, *grads))
+    results = [outputs_and_grads(fn, inputs, gy, gh)
+               for fn in (lambda *a: SelectiveScan.apply(*a, chunk, MIN_LOG_DECAY), loop_scan)]
     for got, want in zip(*results):
         assert rel_err(got, want) < 1e-12
     assert results[0][4][0, 0] == 0.0

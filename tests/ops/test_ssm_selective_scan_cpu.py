@@ -10,7 +10,7 @@ from einsearch.ops import cpu_kernels, create
 from einsearch.ops.ssm_mamba import selective_scan
 from einsearch.ops.ssm_selective_scan_cpu import SPAN, CpuSelectiveScan
 from tests.ops.test_rec_checks import rel_err
-from tests.ops.test_ssm_mamba import loop_scan, scan_inputs
+from tests.ops.test_ssm_mamba import loop_scan, outputs_and_grads, scan_inputs
 
 
 @pytest.fixture
@@ -68,18 +68,13 @@ def test_gradcheck(lib, fused):
 @pytest.mark.parametrize("length,di,n,count", [(1, 3, 2, 1), (29, 5, 4, 2), (3 * SPAN + 7, 37, 16, 3)])
 def test_matches_loop(lib, threads, length, di, n, count):
     """Outputs and all eight gradients equal autograd through the loop to 1e-12, for lengths below,
-    at and past several spans, channel counts off the 16-lane blocks, 1-3 threads."""
+    at and past several spans, channel counts off the kernel's 64-channel blocks, 1-3 threads."""
     threads(count)
     inputs = gated_inputs(2, length, di, n, seed=length)
     gen = torch.Generator().manual_seed(1)
     g_out = torch.randn(2, length, di, generator=gen, dtype=torch.float64)
     g_last = torch.randn(2, di, n, generator=gen, dtype=torch.float64)
-    results = []
-    for fn in (lambda *a: kernel_scan(lib, *a), loop_gated):
-        leaves = [t.clone().requires_grad_() for t in inputs]
-        out, last = fn(*leaves)
-        grads = torch.autograd.grad((out * g_out).sum() + (last * g_last).sum(), leaves)
-        results.append((out, last, *grads))
+    results = [outputs_and_grads(fn, inputs, g_out, g_last) for fn in (lambda *a: kernel_scan(lib, *a), loop_gated)]
     for got, want in zip(*results):
         assert rel_err(got, want) < 1e-12
 
