@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from einsearch.evaluators.allocator import keep_freed_memory
-from einsearch.ops import cpu_kernels, list_ops
+from einsearch.ops import list_ops
+from einsearch.ops.kernels import loader as cpu_kernels
 from ops import build, fwd_bwd, machine_line, time_call, warm_up
 from results_md import RESULTS, write_section
 

@@ -19,9 +19,10 @@ import time
 
 import torch
 
-from einsearch.evaluators.executor import LocalExecutor
+from einsearch.evaluators.executor_local import LocalExecutor
 from einsearch.evaluators.types import Candidate
 from einsearch.search.library import get_baseline
+from einsearch.tasks import get_task
 from results_md import RESULTS, write_section
 
 log = logging.getLogger("bench.evaluate")
@@ -29,7 +30,7 @@ TASK = "lm-tiny"
 
 
 def _candidates(steps: int, n: int, width: int) -> list[Candidate]:
-    arch = str(get_baseline("transformer", TASK, width=width, depth=2))
+    arch = str(get_baseline("transformer", get_task(TASK), width=width, depth=2))
     return [Candidate(arch, TASK, steps, seed=i) for i in range(n)]
 
 

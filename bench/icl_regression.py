@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from einsearch.evaluators.task import get_task
-from einsearch.evaluators.task_icl_regression import ridge_predictions, split_tokens
+from einsearch.tasks import get_task
+from einsearch.tasks.icl_regression import ridge_predictions, split_tokens
 from einsearch.evaluators.trainer import TrainConfig, train_model
 from einsearch.grammar import build
 from einsearch.search.library import get_baseline

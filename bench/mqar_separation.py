@@ -31,7 +31,7 @@ def train(name: str, depth: int, task: str, width: int, steps: int, seed: int) -
     from einsearch.evaluators.types import Candidate
     from einsearch.search.library import get_baseline
 
-    arch = str(get_baseline(name, task, width=width, depth=depth))
+    arch = str(get_baseline(name, get_task(task), width=width, depth=depth))
     result = evaluate(Candidate(arch, task, steps, seed=seed), device="cpu", eval_every=max(1, steps // 10))
     return {"name": name, "seed": seed, "arch": arch, **result.to_dict()}
 
@@ -57,7 +57,7 @@ def main() -> None:
                     f"{min(accs):.3f}-{max(accs):.3f} | {' '.join(f'{a:.3f}' for a in accs)} | "
                     f"{statistics.mean(r['wall_time_s'] for r in mine):.0f} s |" + (f" failed: {failed}" if failed else ""))
     archs = "\n".join(f"- {name}: `{next(r['arch'] for r in runs if r['name'] == name)}`" for name, _ in models)
-    from einsearch.evaluators.task import get_task
+    from einsearch.tasks import get_task
     from einsearch.evaluators.trainer import TrainConfig
 
     cfg = TrainConfig.for_task(get_task(task), steps)

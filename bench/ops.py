@@ -21,7 +21,7 @@ which made allocation-heavy mixers look 2-3x slower than they are, and glibc's d
 above 32 MiB (at L=4096).
 
 On a CPU, Mamba-1's selective scan and the depthwise convolutions run compiled C kernels
-(einsearch/ops/cpu_kernels.py); EINSEARCH_CPU_KERNELS=0 times the PyTorch forms instead.
+(einsearch/ops/kernels/loader.py); EINSEARCH_CPU_KERNELS=0 times the PyTorch forms instead.
 
     python bench/ops.py                      # full run (minutes)
     python bench/ops.py --quick --ops mlp --out /tmp/x.md
@@ -47,7 +47,8 @@ from pathlib import Path
 import torch
 
 from einsearch.evaluators.allocator import keep_freed_memory
-from einsearch.ops import aux_loss, cpu_kernels, create, get_op, list_ops
+from einsearch.ops import aux_loss, create, get_op, list_ops
+from einsearch.ops.kernels import loader as cpu_kernels
 from einsearch.ops.registry import OpSpec
 from results_md import RESULTS, write_section
 

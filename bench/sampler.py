@@ -15,7 +15,7 @@ import time
 import torch
 
 from einsearch import check
-from einsearch.evaluators import get_task
+from einsearch.tasks import get_task
 from einsearch.grammar.sampler import Limits, Sampler
 from einsearch.grammar.tree import Arch, ArchError
 from results_md import write_section

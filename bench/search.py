@@ -1,7 +1,7 @@
 """Search benchmark on the fake evaluator: best metric found against evaluations, every strategy.
 
 For each strategy and each of `--seeds` seeds, runs `--budget` ask/tell rounds on the fast fake
-evaluator (einsearch.search.fake: a deterministic score of the architecture, no training) and records
+evaluator (einsearch.evaluators.executor_fake: a deterministic score of the architecture, no training) and records
 the best score found after each evaluation. Writes a PNG of the mean curves (with the range over
 seeds shaded) and a table (mean +- std of the best found at a few budgets, and time per ask+tell) to
 the "Search (bench/search.py)" section of bench/RESULTS.md, replacing only that section.
@@ -22,8 +22,9 @@ from pathlib import Path
 import optuna
 
 from einsearch.grammar import Limits
-from einsearch.search.fake import fake_result
-from einsearch.search.strategies import make_strategy
+from einsearch.evaluators.executor_fake import fake_result
+from einsearch.search.registry import make_strategy
+from einsearch.tasks import get_task
 from results_md import RESULTS, write_section
 
 SECTION = "## Search (bench/search.py)"
@@ -33,7 +34,7 @@ DEFAULT_STRATEGIES = ["random", "evolution:population=10", "evolution:population
 
 def curve(spec: str, task: str, budget: int, seed: int, max_params: int) -> tuple[list[float], float]:
     """Best score after each evaluation, and seconds per ask+tell."""
-    strategy = make_strategy(spec, task, steps=100, seed=seed, limits=Limits(max_params=max_params))
+    strategy = make_strategy(spec, get_task(task), steps=100, seed=seed, limits=Limits(max_params=max_params))
     best, out, start = float("-inf"), [], time.perf_counter()
     for _ in range(budget):
         candidate = strategy.ask()
@@ -105,7 +106,7 @@ def main() -> None:
     plot(curves, png)
     body = "\n".join([
         f"{datetime.date.today()} on {platform.machine()}, Python {platform.python_version()}; fake evaluator "
-        f"(einsearch.search.fake, no training), task {args.task}, max params {args.max_params:,}, "
+        f"(einsearch.evaluators.executor_fake, no training), task {args.task}, max params {args.max_params:,}, "
         f"{args.seeds} seeds x {args.budget} evaluations, sequential ask/tell.",
         "",
         f"![best found vs evaluations]({png.name})",

@@ -21,6 +21,7 @@ import time
 from einsearch.search.library import baselines
 from einsearch.search.run import SearchConfig, run_search
 from einsearch.storage.store import Store
+from einsearch.tasks import get_task
 from results_md import write_section
 
 SECTION = "## Search on a real task (bench/search_real.py)"
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--print-only", action="store_true")
     args = parser.parse_args()
-    named = {str(arch): name for name, arch in baselines(args.task, max_params=args.max_params)}
+    named = {str(arch): name for name, arch in baselines(get_task(args.task), max_params=args.max_params)}
     config = SearchConfig(name="bench-real", task=args.task, strategy=args.strategy, budget=args.budget,
                           steps=args.steps, max_params=args.max_params, workers=args.workers, executor="ray",
                           seed_with="all", keep_weights=0)

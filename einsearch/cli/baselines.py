@@ -8,7 +8,7 @@ from rich.table import Table
 
 from einsearch.cli.common import (JsonOpt, MaxParamsOpt, TaskOpt, app, console, emit_json, err_console, fail,
                                   parse_count)
-from einsearch.evaluators.task import TaskError, get_task
+from einsearch.tasks import TaskError, get_task
 from einsearch.grammar import ArchError, check
 
 
@@ -26,10 +26,11 @@ def baselines_command(
     if width is not None and width < 8 or depth is not None and depth < 1:
         fail("--width must be >= 8 and --depth >= 1")
     try:
-        found, skipped = library(get_task(task), width, depth, parse_count(max_params, "--max-params"))
+        resolved = get_task(task)
+        found, skipped = library(resolved, width, depth, parse_count(max_params, "--max-params"))
     except (TaskError, ArchError) as err:
         fail(str(err))
-    rows = [(name, arch, check(arch, task).params) for name, arch in found]
+    rows = [(name, arch, check(arch, resolved).params) for name, arch in found]
     if as_json:
         for name, arch, params in rows:
             emit_json({"name": name, "arch": str(arch), "params": params})

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from einsearch.cli.common import JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail, parse_count
-from einsearch.evaluators.task import TaskError, get_task
+from einsearch.tasks import TaskError, get_task
 from einsearch.evaluators.types import Candidate, Result
 from einsearch.grammar import ArchError, check, parse
 

@@ -10,7 +10,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from einsearch.cli.common import DbOpt, app, console, default_db, fail
-from einsearch.evaluators.task import TaskError, list_tasks
+from einsearch.tasks import TaskError, get_task, list_tasks
 from einsearch.export import ExportError, export_source, load_weights
 from einsearch.grammar import ArchError, build
 from einsearch.storage import ArchRecord, Store, StoreError
@@ -97,6 +97,7 @@ def export(
     if ref is not None:
         arch, task, weights_file = _from_store(ref, db, task, weights, output)
     try:
+        task = get_task(task)
         source = export_source(arch, task, weights_file=weights_file.name if weights_file else None)
         if weights_file is not None:  # the exported reader must accept the file: check it now, not later
             load_weights(build(arch, task), str(weights_file))

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from einsearch.cli.common import (JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail,
                                   parse_count)
-from einsearch.evaluators.task import TaskError, get_task, list_tasks
+from einsearch.tasks import TaskError, get_task, list_tasks
 from einsearch.grammar import ArchError, check, parse, sample
 from einsearch.grammar.render import tree
 from einsearch.ops import list_ops

@@ -35,7 +35,7 @@ def canonical_task(spec: str | None) -> str | None:
     unknown task is used as given."""
     if spec is None:
         return spec
-    from einsearch.evaluators.task import TaskError, get_task
+    from einsearch.tasks import TaskError, get_task
 
     try:
         task = get_task(spec)

@@ -1,5 +1,4 @@
-"""Tasks, training and executors that turn candidates into results."""
-from einsearch.evaluators.task import Batch, Task, TaskError, get_task, list_tasks, register_task
+"""Training and executors: turn candidates into results."""
 from einsearch.evaluators.types import Candidate, Result
 
-__all__ = ["Batch", "Candidate", "Result", "Task", "TaskError", "get_task", "list_tasks", "register_task"]
+__all__ = ["Candidate", "Result"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Callable
 
-from einsearch.evaluators.task import Task
+from einsearch.tasks import Task
 from einsearch.evaluators.types import Candidate, Result
 
 
@@ -18,15 +18,14 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def evaluate_members(candidate: Candidate, task: Task, **options: Any) -> Result:
-    from einsearch.evaluators.trainer import evaluate
-
+def evaluate_members(candidate: Candidate, task: Task, evaluate: Callable[[Candidate], Result]) -> Result:
+    """`evaluate` trains one member candidate (the trainer's, with the caller's budgets)."""
     started = time.perf_counter()
     by_name: dict[str, list[Result]] = defaultdict(list)
     train_time = 0.0
     last: Result | None = None
     for name, member in task.members():
-        result = evaluate(Candidate(candidate.arch, member.spec, candidate.steps, candidate.seed), **options)
+        result = evaluate(Candidate(candidate.arch, member.spec, candidate.steps, candidate.seed))
         if not result.ok:
             return Result.failure(f"{member.spec}: {result.error}", metric_name=task.metric,
                                   wall_time_s=time.perf_counter() - started)

@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any
 
-from einsearch.evaluators.executor import Budgets
+from einsearch.evaluators.budgets import Budgets
 from einsearch.evaluators.types import Candidate, Result, one_line
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from einsearch.evaluators.aggregate import evaluate_members
 from einsearch.evaluators.allocator import keep_freed_memory
-from einsearch.evaluators.task import Batch, Task, get_task
+from einsearch.tasks import Batch, Task, get_task
 from einsearch.evaluators.types import Candidate, Result, one_line
 from einsearch.ops.registry import aux_loss
 
@@ -217,7 +218,7 @@ def _check_step(value: float, step: int, losses: list[float], cfg: TrainConfig, 
             raise TrainingFailed(f"memory limit: {used} bytes used, limit {cfg.max_mem_bytes}")
 
 
-def evaluate(candidate: Candidate, *, device: str | None = None, time_limit: float | None = None,
+def evaluate(candidate: Candidate, *, device: str | None = None, time_limit_s: float | None = None,
              max_params: int | None = None, eval_every: int | None = None, max_mem: int | None = None,
              keep_weights: bool = False, **overrides: Any) -> Result:
     """Train `candidate` and report its Result; `overrides` replace TrainConfig fields (lr, batch_size, ...).
@@ -233,10 +234,9 @@ def evaluate(candidate: Candidate, *, device: str | None = None, time_limit: flo
     except ValueError as err:
         return Result.failure(f"bad task: {err}", wall_time_s=time.perf_counter() - started)
     if hasattr(task, "members"):
-        from einsearch.evaluators.aggregate import evaluate_members
-
-        return evaluate_members(candidate, task, device=device, time_limit=time_limit, max_params=max_params,
-                                eval_every=eval_every, max_mem=max_mem, **overrides)
+        options = dict(device=device, time_limit_s=time_limit_s, max_params=max_params, eval_every=eval_every,
+                       max_mem=max_mem, **overrides)
+        return evaluate_members(candidate, task, lambda member: evaluate(member, **options))
     try:
         report = check(candidate.arch, task)
     except ArchError as err:
@@ -247,7 +247,7 @@ def evaluate(candidate: Candidate, *, device: str | None = None, time_limit: flo
         return Result.failure(f"{report.params} parameters exceed the limit {max_params}", metric_name=task.metric,
                               params=report.params, wall_time_s=time.perf_counter() - started, **extra)
     cfg = TrainConfig.for_task(task, candidate.steps, seed=candidate.seed, eval_every=eval_every,
-                               time_limit_s=time_limit, max_mem_bytes=max_mem, **overrides)
+                               time_limit_s=time_limit_s, max_mem_bytes=max_mem, **overrides)
     if device.startswith("cuda") and max_mem is not None:
         total = torch.cuda.get_device_properties(torch.device(device)).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, max_mem / total), torch.device(device))

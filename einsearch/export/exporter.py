@@ -14,7 +14,7 @@ import sys
 from torch import nn
 
 import einsearch
-from einsearch.evaluators.task import Task, TaskError, get_task
+from einsearch.tasks import Task, TaskError, get_task
 from einsearch.export import safetensors_io
 from einsearch.export.source import ExportError, SourceBundle
 from einsearch.export.wiring import Call, WiringWalker, recorded_call, render, targets

@@ -21,8 +21,8 @@ INLINED_PACKAGE = "einsearch"
 KEPT_PACKAGES = ("torch",)
 # Decorators that only register things with einsearch, or add a compiled CPU fast path beside the
 # PyTorch form (cpu_kernels.accelerated); exported code is the PyTorch form alone.
-DROPPED_DECORATORS = {("einsearch.ops.registry", "register"), ("einsearch.evaluators.task", "register_task"),
-                      ("einsearch.ops.cpu_kernels", "accelerated")}
+DROPPED_DECORATORS = {("einsearch.ops.registry", "register"), ("einsearch.tasks.base", "register_task"),
+                      ("einsearch.ops.kernels.loader", "accelerated")}
 
 
 class ExportError(ValueError):

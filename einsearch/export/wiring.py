@@ -17,11 +17,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from einsearch.evaluators.task import Task
+from einsearch.tasks import Task
 from einsearch.export.source import ExportError
 from einsearch.grammar import modules as M
 from einsearch.grammar.check import Walker, resolve_placement
 from einsearch.grammar.tree import Node
+from einsearch.ops.compose import operations as C
 from einsearch.ops import get_op
 from einsearch.ops.common import make_norm
 
@@ -114,32 +115,32 @@ class WiringWalker(Walker):
         if kind == "identity":
             return Call(nn.Identity)
         if kind == "act":
-            return Call(M.Act, (literal(node.args[0]),))
+            return Call(C.Act, (literal(node.args[0]),))
         if kind == "linear":
             return Call(nn.Linear, (literal(n_in), literal(self.real(node, mode, node.args[0]))))
         if kind == "conv":
-            return Call(M.DepthwiseConv, (literal(n_in), literal(node.args[0]), literal(self.causal)))
+            return Call(C.DepthwiseConv, (literal(n_in), literal(node.args[0]), literal(self.causal)))
         if kind == "fnorm":
             return Call(make_norm, (literal(node.args[0]), literal(n_in)))
         if kind == "shift":
-            return Call(M.Shift, (literal(node.args[0]),))
+            return Call(C.Shift, (literal(node.args[0]),))
         if kind == "seq":
             parts, w = [], width
             for child in node.children:
                 parts.append(self.mod_call(child, mode, w))
                 w = self.mod(child, mode, w).width
-            return Call(M.Seq, (parts,))
+            return Call(C.Seq, (parts,))
         if kind in ("branch", "split"):
             if kind == "split":
                 width = width / 2
             left, right = (self.mod_call(c, mode, width) for c in node.children)
-            cls = M.Split if kind == "split" else M.Branch
+            cls = C.Split if kind == "split" else C.Branch
             return Call(cls, (literal(node.args[0]), left, right))
         if kind == "attend":
             q, k, v = (self.mod_call(c, "chan", width) for c in node.children)
-            return Call(M.Attend, (literal(node.args[0]), q, k, v, literal(self.causal)))
+            return Call(C.Attend, (literal(node.args[0]), q, k, v, literal(self.causal)))
         if kind == "permute":
-            return Call(M.Permute, (self.mod_call(node.children[0], "tok", Fraction(1)),))
+            return Call(C.Permute, (self.mod_call(node.children[0], "tok", Fraction(1)),))
         raise ExportError(f"cannot export fundamental operation {kind!r}")
 
 

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from einsearch.evaluators.task import Task, get_task
 from einsearch.grammar import modules as M
+from einsearch.grammar.shape import TaskShape
 from einsearch.grammar.tree import Arch, ArchError, Node, to_text
+from einsearch.ops.compose import operations as C
 from einsearch.ops import count_params, create, get_op
 from einsearch.ops.common import make_norm
 
@@ -63,7 +64,7 @@ def resolve_placement(place: str, index: int, total: int) -> str:
 
 
 class Walker:
-    def __init__(self, task: Task, dim: int, build: bool):
+    def __init__(self, task: TaskShape, dim: int, build: bool):
         self.task, self.dim, self.build = task, dim, build
         self.causal = task.causal
         self.seq_len = task.seq_len
@@ -141,7 +142,7 @@ class Walker:
         if kind == "identity":
             return _Info(width, module=nn.Identity() if build else None)
         if kind == "act":
-            return _Info(width, flops=n_in, module=M.Act(node.args[0]) if build else None)
+            return _Info(width, flops=n_in, module=C.Act(node.args[0]) if build else None)
         if kind == "linear":
             out = node.args[0]
             n_out = self.real(node, mode, out)
@@ -155,7 +156,7 @@ class Walker:
             k = node.args[0]
             if not 1 <= k <= 64:
                 raise ArchError(f"in {_short(node)}: conv kernel must be 1..64, got {k}")
-            module = M.DepthwiseConv(n_in, k, self.causal) if build else None
+            module = C.DepthwiseConv(n_in, k, self.causal) if build else None
             return _Info(width, n_in * k + n_in, 2 * n_in * k, (k - 1) * n_in, module)
         if kind == "fnorm":
             kind_ = node.args[0]
@@ -165,13 +166,13 @@ class Walker:
             k = node.args[0]
             if not 1 <= k < self.seq_len:
                 raise ArchError(f"in {_short(node)}: shift must be 1..{self.seq_len - 1}, got {k}")
-            return _Info(width, state=k * n_in, module=M.Shift(k) if build else None)
+            return _Info(width, state=k * n_in, module=C.Shift(k) if build else None)
         if kind == "seq":
             parts, w = [], width
             for child in node.children:
                 parts.append(self.mod(child, mode, w))
                 w = parts[-1].width
-            return self._combine(w, parts, M.Seq([p.module for p in parts]) if build else None)
+            return self._combine(w, parts, C.Seq([p.module for p in parts]) if build else None)
         if kind in ("branch", "split"):
             return self._branch(node, mode, width, n_in)
         if kind == "attend":
@@ -184,7 +185,7 @@ class Walker:
             if inner.width != 1:
                 raise ArchError(f"in {_short(node)}: the module inside permute must map L to L, "
                                 f"it maps L to {inner.width}*L")
-            return _Info(width, inner.params, inner.flops, 0, M.Permute(inner.module) if build else None)
+            return _Info(width, inner.params, inner.flops, 0, C.Permute(inner.module) if build else None)
         raise ArchError(f"in {_short(node)}: {kind} is not a fundamental operation")
 
     def _combine(self, width: Fraction, parts: list[_Info], module: nn.Module | None) -> _Info:
@@ -201,7 +202,7 @@ class Walker:
         if agg in ("add", "mul") and left.width != right.width:
             raise ArchError(f"in {_short(node)}: {agg} needs equal widths, got {left.width} and {right.width}")
         out = left.width + right.width if agg == "cat" else left.width
-        cls = M.Split if node.kind == "split" else M.Branch
+        cls = C.Split if node.kind == "split" else C.Branch
         module = cls(agg, left.module, right.module) if self.build else None
         info = self._combine(out, [left, right], module)
         info.flops += self.real(node, mode, out)
@@ -213,7 +214,7 @@ class Walker:
             raise ArchError(f"in {_short(node)}: queries and keys need equal widths, got {q.width} and {k.width}")
         d_qk, d_v = self.real(node, "chan", q.width), self.real(node, "chan", v.width)
         context = (self.seq_len + 1) / 2 if self.causal else self.seq_len
-        module = M.Attend(node.args[0], q.module, k.module, v.module, self.causal) if self.build else None
+        module = C.Attend(node.args[0], q.module, k.module, v.module, self.causal) if self.build else None
         info = self._combine(v.width, [q, k, v], module)
         info.flops += int(2 * context * (d_qk + d_v))
         info.state += self.seq_len * (d_qk + d_v)
@@ -229,13 +230,13 @@ def _as_arch(arch: Arch | str) -> Arch:
 
 
 @functools.lru_cache(maxsize=4096)
-def _stem_head_params(task: Task, dim: int) -> tuple[int, int]:
+def _stem_head_params(task: TaskShape, dim: int) -> tuple[int, int]:
     with torch.device("meta"):
         stem, head = task.make_stem(dim), task.make_head(dim)
     return sum(p.numel() for p in stem.parameters()), sum(p.numel() for p in head.parameters())
 
 
-def _walk(arch: Arch, task: Task, build: bool) -> tuple[Report, nn.Module | None]:
+def _walk(arch: Arch, task: TaskShape, build: bool) -> tuple[Report, nn.Module | None]:
     root = arch.root
     if root.kind != "net" or not root.children:
         raise ArchError("an architecture is net(width, stage, ...) with at least one stage")
@@ -258,11 +259,11 @@ def _walk(arch: Arch, task: Task, build: bool) -> tuple[Report, nn.Module | None
     return report, model
 
 
-def check(arch: Arch | str, task: Task | str) -> Report:
+def check(arch: Arch | str, task: TaskShape) -> Report:
     """Type-check `arch` for `task` and count its parameters and FLOPs; raises ArchError."""
-    return _walk(_as_arch(arch), get_task(task), build=False)[0]
+    return _walk(_as_arch(arch), task, build=False)[0]
 
 
-def build(arch: Arch | str, task: Task | str) -> nn.Module:
+def build(arch: Arch | str, task: TaskShape) -> nn.Module:
     """The whole model for `task` (stem, backbone, head); raises ArchError."""
-    return _walk(_as_arch(arch), get_task(task), build=True)[1]
+    return _walk(_as_arch(arch), task, build=True)[1]

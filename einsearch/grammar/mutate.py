@@ -9,9 +9,9 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 
-from einsearch.evaluators.task import Task
 from einsearch.grammar.check import Walker, check
 from einsearch.grammar.sampler import Limits, Sampler
+from einsearch.grammar.shape import TaskShape
 from einsearch.grammar.tree import Arch, Node
 
 ONE = Fraction(1)
@@ -53,7 +53,7 @@ def replace(root: Node, path: tuple[int, ...], new: Node) -> Node:
     return root.replace_child(path[0], replace(root.children[path[0]], path[1:], new))
 
 
-def subtrees(arch: Arch, task: Task, limits: Limits = Limits()) -> list[Subtree]:
+def subtrees(arch: Arch, task: TaskShape, limits: Limits = Limits()) -> list[Subtree]:
     """Every replaceable position with its type, in depth-first order (the root excluded)."""
     walker = Walker(task, arch.dim, build=False)
     out: list[Subtree] = []
@@ -107,7 +107,7 @@ def _stub(slot: Slot, sampler: Sampler, dim: int) -> tuple[Node, int]:
     return Node("linear", (slot.w_out,)), int(sampler.min_cost(slot.mode, dim, slot.w_in, slot.w_out))
 
 
-def _budget(arch: Arch, task: Task, sampler: Sampler, sub: Subtree) -> float:
+def _budget(arch: Arch, task: TaskShape, sampler: Sampler, sub: Subtree) -> float:
     """Parameters a replacement of `sub` may use: what the rest of the tree leaves, per copy."""
     if sampler.budget == float("inf"):
         return float("inf")
@@ -120,7 +120,7 @@ def _blocks(node: Node) -> int:
     return node.args[0] * len(node.children) if node.kind == "repeat" else 1
 
 
-def resample(arch: Arch, task: Task, rng: random.Random, limits: Limits = Limits(),
+def resample(arch: Arch, task: TaskShape, rng: random.Random, limits: Limits = Limits(),
              sub: Subtree | None = None) -> Arch:
     """Replace one subtree (uniformly chosen unless given) with a fresh one of the same type."""
     sampler = Sampler(task, limits)
@@ -139,7 +139,7 @@ def resample(arch: Arch, task: Task, rng: random.Random, limits: Limits = Limits
     return Arch(replace(arch.root, sub.path, new))
 
 
-def change_hparam(arch: Arch, task: Task, rng: random.Random, limits: Limits = Limits()) -> Arch | None:
+def change_hparam(arch: Arch, task: TaskShape, rng: random.Random, limits: Limits = Limits()) -> Arch | None:
     """Change one hyperparameter of one primitive to another value that fits; None if none can."""
     sampler = Sampler(task, limits)
     options = []
@@ -162,7 +162,7 @@ def change_hparam(arch: Arch, task: Task, rng: random.Random, limits: Limits = L
     return Arch(replace(arch.root, sub.path, new))
 
 
-def crossover(a: Arch, b: Arch, task: Task, rng: random.Random, limits: Limits = Limits()) -> Arch | None:
+def crossover(a: Arch, b: Arch, task: TaskShape, rng: random.Random, limits: Limits = Limits()) -> Arch | None:
     """Put a subtree of `b` into a compatible position of `a` (same type, within the limits);
     None if no pair fits."""
     if a.dim != b.dim:

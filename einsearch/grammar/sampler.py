@@ -16,7 +16,7 @@ from fractions import Fraction
 from importlib import resources
 from typing import Any, Sequence
 
-from einsearch.evaluators.task import Task
+from einsearch.grammar.shape import TaskShape
 from einsearch.grammar.tree import Node, format_value
 from einsearch.ops import count_params, get_op, list_ops
 from einsearch.ops.registry import CHANNEL_CATEGORIES, TOKEN_CATEGORIES
@@ -109,7 +109,7 @@ def _min_cost(unit: int, w_in: Fraction, w_out: Fraction) -> float:
 class Sampler:
     """Draws derivation trees for one task under `limits`. Typed entry points serve mutation."""
 
-    def __init__(self, task: Task, limits: Limits = Limits(), weights: dict | None = None):
+    def __init__(self, task: TaskShape, limits: Limits = Limits(), weights: dict | None = None):
         self.task, self.limits = task, limits
         self.w = weights or load_weights()
         self.causal, self.seq_len = task.causal, task.seq_len

@@ -23,8 +23,10 @@ from typing import Any, Iterator
 
 import networkx as nx
 
+from einsearch.errors import EinsearchError
 
-class ArchError(ValueError):
+
+class ArchError(EinsearchError, ValueError):
     """A bad architecture: a parse error, a type error, or a limit it breaks. One line."""
 
 

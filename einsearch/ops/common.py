@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.conv_common import depthwise_conv
+from einsearch.ops.conv.common import depthwise_conv
 
 
 class RMSNorm(nn.Module):
@@ -77,3 +77,15 @@ class HasAuxLoss(nn.Module):
 
     def __getstate__(self) -> dict:
         return {**super().__getstate__(), "aux_loss": None}
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, L, H*d) -> (B, H, L, d)."""
+    b, n, _ = x.shape
+    return x.view(b, n, heads, -1).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, L, d) -> (B, L, H*d)."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)

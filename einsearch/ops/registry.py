@@ -24,7 +24,8 @@ from einsearch.plugins import import_submodules
 
 # Categories that mix information across positions; the rest act per token.
 TOKEN_CATEGORIES = ("attention", "recurrent", "ssm", "convolution", "token_mlp")
-CHANNEL_CATEGORIES = ("mlp", "channel")
+CHANNEL_CATEGORIES = ("ffn", "moe")  # dense feed-forward; routed experts
+CATEGORIES = TOKEN_CATEGORIES + CHANNEL_CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def register(
     needs_context: tuple[str, ...] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that adds a primitive to the registry under `name`."""
+    if category not in CATEGORIES:
+        raise ValueError(f"{name}: unknown category {category!r} (one of {', '.join(CATEGORIES)})")
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from einsearch.errors import UsageError
 from einsearch.search.base import Strategy
 from einsearch.search.types import Candidate, Result
 
@@ -19,11 +20,11 @@ def parse_fidelity(text: str) -> tuple[int, int, int]:
     try:
         low, high, eta = (int(x) for x in rest.split(","))
     except ValueError:
-        raise ValueError(f"fidelity {text!r}: expected asha:min_steps,max_steps,eta") from None
+        raise UsageError(f"fidelity {text!r}: expected asha:min_steps,max_steps,eta") from None
     if kind != "asha":
-        raise ValueError(f"fidelity {text!r}: only 'asha:min_steps,max_steps,eta' is supported")
+        raise UsageError(f"fidelity {text!r}: only 'asha:min_steps,max_steps,eta' is supported")
     if not 1 <= low <= high or eta < 2:
-        raise ValueError(f"fidelity {text!r}: need 1 <= min_steps <= max_steps and eta >= 2")
+        raise UsageError(f"fidelity {text!r}: need 1 <= min_steps <= max_steps and eta >= 2")
     return low, high, eta
 
 
@@ -55,7 +56,7 @@ class Asha:
 
     def rung(self, candidate: Candidate) -> int:
         if candidate.steps not in self.rungs:
-            raise ValueError(f"candidate trained for {candidate.steps} steps, not a rung of {self.rungs}")
+            raise UsageError(f"candidate trained for {candidate.steps} steps, not a rung of {self.rungs}")
         return self.rungs.index(candidate.steps)
 
     def ask(self) -> Candidate:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from einsearch.evaluators.task import Task, get_task
-from einsearch.grammar import Arch, Limits, Sampler
-from einsearch.grammar import mutate
+from einsearch.errors import UsageError
+from einsearch.grammar import Arch, Limits, Sampler, mutate
 from einsearch.search.types import Candidate, Result, succeeded
+from einsearch.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,11 @@ class Strategy:
 
     name = "strategy"
 
-    def __init__(self, task: Task | str, *, steps: int, seed: int = 0, limits: Limits = Limits(),
+    def __init__(self, task: Task, *, steps: int, seed: int = 0, limits: Limits = Limits(),
                  initial: Sequence[Arch] = (), train_seed: int = 0):
         if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        self.task = get_task(task)
+            raise UsageError(f"steps must be >= 1, got {steps}")
+        self.task = task
         self.steps, self.seed, self.limits, self.train_seed = steps, seed, limits, train_seed
         self.sampler = Sampler(self.task, limits)
         self.seen: set[str] = set()  # hashes of every architecture emitted
@@ -42,6 +42,13 @@ class Strategy:
         self.initial = list(initial)  # seeded baselines, emitted first
         self.history: list[tuple[Candidate, Result]] = []  # told pairs, in order
         self.warning: str | None = None  # a degradation the user should hear about
+
+    @classmethod
+    def create(cls, name: str, task: Task, *, storage: str | None = None, study_name: str | None = None,
+               **kwargs: Any) -> "Strategy":
+        """The strategy registered as `name` (see `einsearch.search.registry`). `storage` and `study_name`
+        name a persistent study, for strategies that keep one (Optuna's); others ignore them."""
+        return cls(task, **kwargs)
 
     # ---- the interface ----------------------------------------------------------------------------
     def ask(self) -> Candidate:
@@ -116,12 +123,3 @@ class Strategy:
                 yield mutate.resample(arch, self.task, r, self.limits)
         for i in range(MAX_FRESH):
             yield Arch(self.sampler.net(random.Random(f"{self.seed}:fresh:{self.n_asked}:{i}")))
-
-
-class RandomSearch(Strategy):
-    """PCFG sampling: every candidate drawn independently from the grammar's weights."""
-
-    name = "random"
-
-    def _propose(self, rng: random.Random) -> Candidate:
-        return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from einsearch.evaluators.task import Task, get_task
+from einsearch.errors import UsageError
+from einsearch.tasks import Task
 from einsearch.grammar import Arch, ArchError, check, parse
 from einsearch.ops import list_ops
 
@@ -58,13 +59,12 @@ def templates() -> list[Template]:
     return out
 
 
-def library(task: Task | str, width: int | None = None, depth: int | None = None,
+def library(task: Task, width: int | None = None, depth: int | None = None,
             max_params: int | None = None) -> tuple[list[tuple[str, Arch]], list[tuple[str, str]]]:
     """(usable baselines as (name, arch), skipped ones as (name, reason)) for `task`.
 
     Without width/depth the size is the default (64 wide, unit stacked twice); with `max_params`
     the width (and, when only the width is given, the depth) is the largest that fits."""
-    task = get_task(task)
     registered = {spec.name for spec in list_ops()}
     found, skipped = [], []
     for template in templates():
@@ -82,7 +82,7 @@ def library(task: Task | str, width: int | None = None, depth: int | None = None
     return found, skipped
 
 
-def baselines(task: Task | str, width: int | None = None, depth: int | None = None,
+def baselines(task: Task, width: int | None = None, depth: int | None = None,
               max_params: int | None = None) -> list[tuple[str, Arch]]:
     found, skipped = library(task, width, depth, max_params)
     for name, reason in skipped:
@@ -111,7 +111,7 @@ def _sized(template: Template, task: Task, width: int | None, depth: int | None,
     return None
 
 
-def get_baseline(name: str, task: Task | str, width: int | None = None, depth: int | None = None,
+def get_baseline(name: str, task: Task, width: int | None = None, depth: int | None = None,
                  max_params: int | None = None) -> Arch:
     found, skipped = library(task, width, depth, max_params)
     for found_name, arch in found:
@@ -119,5 +119,5 @@ def get_baseline(name: str, task: Task | str, width: int | None = None, depth: i
             return arch
     reasons = dict(skipped)
     if name in reasons:
-        raise ValueError(f"baseline {name!r} is not available: {reasons[name]}")
-    raise ValueError(f"unknown baseline {name!r}; known: {', '.join(t.name for t in templates())}")
+        raise UsageError(f"baseline {name!r} is not available: {reasons[name]}")
+    raise UsageError(f"unknown baseline {name!r}; known: {', '.join(t.name for t in templates())}")

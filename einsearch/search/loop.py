@@ -14,23 +14,21 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Protocol
+from typing import TYPE_CHECKING, Callable, Hashable, Protocol
 
+from einsearch.errors import UsageError
+from einsearch.evaluators.executor import Executor
 from einsearch.grammar import check, parse
+from einsearch.search.store import Store
 from einsearch.search.types import Candidate, Result, succeeded
+from einsearch.tasks import Task
+
+if TYPE_CHECKING:
+    from einsearch.storage.records import EvaluationRecord
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: re-run on resume"
-
-
-class Executor(Protocol):
-    def submit(self, candidate: Candidate) -> Hashable: ...
-
-    def wait(self, timeout: float | None = None) -> list[tuple[Hashable, Result]]:
-        """Finished (key, result) pairs: at least one, unless `timeout` passes first."""
-
-    def shutdown(self) -> None: ...
 
 
 class AskTell(Protocol):
@@ -60,22 +58,22 @@ class Progress:
     stopped: str | None = None  # why the loop ended: budget | time limit | exhausted
 
 
-def _result_of(record: Any) -> Result:
+def _result_of(record: EvaluationRecord) -> Result:
     return Result(status=record.status, metric_name=record.metric_name or "", metric=record.metric,
                   error=record.error)
 
 
-def _candidate_of(record: Any) -> Candidate:
+def _candidate_of(record: EvaluationRecord) -> Candidate:
     return Candidate(arch=parse(record.arch), task=record.task, steps=record.steps, seed=record.seed)
 
 
 class SearchLoop:
-    def __init__(self, strategy: AskTell, executor: Executor, store: Any, *, search: str, budget: int,
+    def __init__(self, strategy: AskTell, executor: Executor, store: Store, *, task: Task, search: str, budget: int,
                  workers: int = 1, time_limit_s: float | None = None, keep_weights: int = 0,
                  on_progress: Callable[[Progress], None] | None = None):
         if budget < 1 or workers < 1:
-            raise ValueError(f"budget and workers must be >= 1, got budget={budget}, workers={workers}")
-        self.strategy, self.executor, self.store = strategy, executor, store
+            raise UsageError(f"budget and workers must be >= 1, got budget={budget}, workers={workers}")
+        self.strategy, self.executor, self.store, self.task = strategy, executor, store, task
         self.search, self.workers, self.time_limit_s = search, workers, time_limit_s
         self.keep_weights = keep_weights  # trained weights kept for the search's top K (0: none)
         self.progress = Progress(budget)
@@ -161,7 +159,7 @@ class SearchLoop:
                 self._count(candidate, result, cached=True)
                 continue
             evaluation = self.store.start_evaluation(self.search, candidate,
-                                                     report=check(candidate.arch, candidate.task))
+                                                     report=check(candidate.arch, self.task))
             self.running[self.executor.submit(candidate)] = (candidate, evaluation)
             progress.running = len(self.running)
 

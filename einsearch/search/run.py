@@ -6,13 +6,15 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from einsearch.evaluators.task import get_task
-from einsearch.grammar import Limits
-from einsearch.search.fake import FakeExecutor
+from einsearch.evaluators import executor as evaluators
+from einsearch.evaluators.executor import Executor
+from einsearch.grammar import Arch, Limits
 from einsearch.search.library import baselines, get_baseline
 from einsearch.search.loop import Progress, SearchLoop
-from einsearch.search.pcfg_learn import read_weights
-from einsearch.search.strategies import make_strategy
+from einsearch.search.strategies.pcfg_learn import read_weights
+from einsearch.search.store import Store
+from einsearch.search.registry import make_strategy
+from einsearch.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ class SearchConfig:
     fidelity: str | None = None
     max_params: int | None = None
     workers: int = 1
-    executor: str = "ray"  # ray | local | fake | fake:DELAY_SECONDS
+    executor: str = "ray"  # ray | local | fake | fake:DELAY_SECONDS (see einsearch.evaluators.executor)
     seed_with: str | None = None  # comma-separated baseline names, or 'all'
     seed: int = 0
     train_seed: int = 0
@@ -45,35 +47,27 @@ class SearchConfig:
     keep_weights: int = 3  # trained weights saved (safetensors) for the search's best K candidates
 
 
-def make_executor(config: SearchConfig) -> Any:
-    """The executor the configuration names, with its per-candidate budgets; `fake[:delay]` runs the
-    fake evaluator (tests, demos)."""
-    name, _, arg = config.executor.partition(":")
-    if name == "fake":
-        return FakeExecutor(delay=float(arg or 0))
-    if name not in ("local", "ray"):
-        raise ValueError(f"unknown executor {config.executor!r}; choose ray, local or fake")
-    from einsearch.evaluators.executor import make_executor as make
-
-    options: dict[str, Any] = {"time_limit": config.candidate_time_limit_s, "max_params": config.max_params,
+def make_executor(config: SearchConfig) -> Executor:
+    """The executor the configuration names, with its per-candidate budgets."""
+    options: dict[str, Any] = {"time_limit_s": config.candidate_time_limit_s, "max_params": config.max_params,
                                "device": config.device, "eval_every": config.eval_every,
                                "keep_weights": config.keep_weights > 0}
-    if name == "ray":
+    if config.executor.partition(":")[0] == "ray":
         options |= {"address": config.ray_address, "num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
                     "max_retries": config.max_retries}
-    return make(name, workers=config.workers, **options)
+    return evaluators.make_executor(config.executor, workers=config.workers, **options)
 
 
-def seeds(config: SearchConfig) -> list:
+def seeds(config: SearchConfig, task: Task) -> list[Arch]:
     if not config.seed_with:
         return []
     if config.seed_with == "all":
-        return [arch for _, arch in baselines(config.task, max_params=config.max_params)]
-    return [get_baseline(name.strip(), config.task, max_params=config.max_params)
+        return [arch for _, arch in baselines(task, max_params=config.max_params)]
+    return [get_baseline(name.strip(), task, max_params=config.max_params)
             for name in config.seed_with.split(",") if name.strip()]
 
 
-def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url: str | None = None,
+def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_url: str | None = None,
                on_progress: Callable[[Progress], None] | None = None,
                on_strategy: Callable[[Any], None] | None = None) -> Progress:
     """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget."""
@@ -84,7 +78,7 @@ def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url
     if options and not spec.startswith("pcfg-learn"):
         raise ValueError("--weights seeds only the pcfg-learn strategy")
     strategy = make_strategy(spec, task, steps=config.steps, seed=config.seed,
-                             limits=Limits(max_params=config.max_params), initial=seeds(config),
+                             limits=Limits(max_params=config.max_params), initial=seeds(config, task),
                              train_seed=config.train_seed, storage=db_url, study_name=f"einsearch:{config.name}",
                              fidelity=config.fidelity, extra=options)
     executor = make_executor(config)
@@ -93,7 +87,7 @@ def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url
                             seed=config.seed, budget=config.budget)
     if on_strategy is not None:
         on_strategy(strategy)
-    loop = SearchLoop(strategy, executor, store, search=config.name,
+    loop = SearchLoop(strategy, executor, store, task=task, search=config.name,
                       budget=config.budget, workers=config.workers, time_limit_s=config.time_limit_s,
                       keep_weights=config.keep_weights, on_progress=on_progress)
     if resume:
@@ -110,7 +104,7 @@ def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url
     return progress
 
 
-def stored_config(store: Any, name: str) -> SearchConfig:
+def stored_config(store: Store, name: str) -> SearchConfig:
     record = store.get_search(name)
     known = set(SearchConfig.__dataclass_fields__)
     return SearchConfig(**{k: v for k, v in record.config.items() if k in known})

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 import einsearch
+from einsearch.evaluators.types import Result
 from einsearch.storage import leaderboard
 from einsearch.storage.engine import (WRITE_OPTION, StoreError, make_engine, parse_url, sqlite_path,
                                       with_lock_retries)
@@ -255,12 +256,12 @@ class Store(ArchitecturesMixin, WeightsMixin):
                  .options(joinedload(Evaluation.arch), joinedload(Evaluation.search)))
         return self._read(lambda s: _record_or_none(s.scalar(query)))
 
-    def cached_result(self, arch_hash: str, task: Any, steps: int, seed: int) -> Any:
+    def cached_result(self, arch_hash: str, task: Any, steps: int, seed: int) -> Result | None:
         """The stored Result of exactly this training run, or None."""
         found = self.cached_evaluation(arch_hash, task, steps, seed)
         return None if found is None else to_result(found)
 
-    def result(self, evaluation_id: int) -> Any:
+    def result(self, evaluation_id: int) -> Result:
         """The stored Result of an evaluation."""
         found = self.evaluation(evaluation_id)
         if found.status == "running":

@@ -2,7 +2,7 @@
 values, and stored rows back into `Result`s.
 
 Duck-typed on purpose: the store takes an `Arch` or anything with the same attributes (or a dict),
-so it depends on neither the grammar nor the evaluators at import time.
+so it never imports the grammar (nor torch); results come back as the evaluators' plain `Result`.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from einsearch.evaluators.types import Result
 from einsearch.storage.engine import StoreError
 
 RESULT_COLUMNS = ("metric_name", "metric", "best_metric", "loss", "params", "flops_per_token", "wall_time_s",
@@ -78,7 +79,7 @@ def task_spec(task: Any) -> str:
     if not spec:
         raise StoreError(f"an evaluation needs a task (a Task or its spec string), got {task!r:.80}")
     if isinstance(task, str):  # 'toy-causal' and 'toy-causal:seq=32,vocab=64' are the same task
-        from einsearch.evaluators.task import TaskError, get_task
+        from einsearch.tasks import TaskError, get_task
 
         try:
             return get_task(task).spec
@@ -92,7 +93,7 @@ def task_higher_is_better(task: Any) -> bool:
     value = getattr(task, "higher_is_better", None)
     if value is not None:
         return bool(value)
-    from einsearch.evaluators.task import TaskError, get_task
+    from einsearch.tasks import TaskError, get_task
 
     try:
         return bool(get_task(task).higher_is_better)
@@ -125,14 +126,10 @@ def result_columns(result: Any) -> dict[str, Any]:
     return columns
 
 
-def to_result(record: Any) -> Any:
-    """An evaluation record's result as an `einsearch.evaluators.types.Result` (a dict where that module
-    is not available). The columns win over the `metrics` copy: rows from older schemas may lack the copy."""
+def to_result(record: Any) -> Result:
+    """An evaluation record's result. The columns win over the `metrics` copy: rows from older schemas
+    may lack the copy."""
     data = {**record.metrics, **{name: getattr(record, name) for name in RESULT_COLUMNS},
             "status": "ok" if record.status == "ok" else "failed", "curve": list(record.curve)}
     data["metric_name"] = data["metric_name"] or ""
-    try:
-        from einsearch.evaluators.types import Result
-    except ImportError:
-        return data
     return Result.from_dict(data)

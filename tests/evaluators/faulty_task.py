@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from einsearch.evaluators.task import SequenceHead
-from einsearch.evaluators.task_toy import ToyCausal
+from einsearch.tasks import SequenceHead
+from einsearch.tasks.toy import ToyCausal
 
 
 class FaultyHead(SequenceHead):

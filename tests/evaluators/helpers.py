@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from einsearch.search.library import get_baseline
+from einsearch.tasks import get_task
 
 
 class TinyCausalLM(nn.Module):
@@ -26,4 +27,4 @@ class TinyCausalLM(nn.Module):
 
 def small_arch(name: str, task: str, width: int = 32, depth: int = 1) -> str:
     """A baseline architecture string from the library, sized small."""
-    return str(get_baseline(name, task, width=width, depth=depth))
+    return str(get_baseline(name, get_task(task), width=width, depth=depth))

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from einsearch.evaluators.executor import LocalExecutor
+from einsearch.evaluators.executor_local import LocalExecutor
 from einsearch.evaluators.types import Candidate
 from tests.evaluators.helpers import small_arch
 

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from einsearch.evaluators.task import get_task
+from einsearch.tasks import get_task
 from einsearch.evaluators.trainer import TrainConfig, evaluate, lr_factor, train_model
 from einsearch.evaluators.types import Candidate
 from tests.evaluators.helpers import TinyCausalLM, small_arch

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from einsearch import build, parse
 from einsearch.cli import _load_commands, app
-from einsearch.evaluators.task import get_task
+from einsearch.tasks import get_task
 from einsearch.storage import Store
 
 TASK = "toy-causal:vocab=16,seq=16"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from einsearch import build
-from einsearch.evaluators.task import get_task
+from einsearch.tasks import get_task
 from einsearch.export import export_source
 from tests.export.cases import CAUSAL, NONCAUSAL
 

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 import einsearch
 from einsearch import build, parse
-from einsearch.evaluators.task import get_task
+from einsearch.tasks import get_task
 from einsearch.export import export_source
 from einsearch.ops import list_ops
 from tests.export.cases import STRUCTURE, primitive_cases, sampled_cases

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from einsearch.evaluators.task import get_task
+from einsearch.tasks import get_task
 from tests.export.cases import CAUSAL, NONCAUSAL, STRUCTURE, primitive_cases
 
 SUBSET = [

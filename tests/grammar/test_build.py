@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from einsearch import build, check, parse
-from einsearch.evaluators import get_task
+from einsearch.tasks import get_task
 import importlib
 
 check_module = importlib.import_module("einsearch.grammar.check")

@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from einsearch import build, sample
-from einsearch.evaluators import get_task
+from einsearch.tasks import get_task
 from einsearch.ops import get_op
 
 TASK = get_task("toy-causal:seq=12")

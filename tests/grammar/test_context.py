@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from einsearch import build, parse
-from einsearch.evaluators import get_task
+from einsearch.tasks import get_task
 from einsearch.ops.context import context_plan
-from tests.ops.test_attn_checks import heads, linear, ref_masked_softmax_attention, ref_rms, unheads
-from tests.ops.test_chan_moe_routing import graph_moe_ref
+from tests.ops.attention.test_checks import heads, linear, ref_masked_softmax_attention, ref_rms, unheads
+from tests.ops.channel.test_moe_routing import graph_moe_ref
 
 CAUSAL = get_task("toy-causal:vocab=16,seq=12")
 NONCAUSAL = get_task("toy-classify:vocab=16,seq=12")

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from einsearch import check, parse, sample
-from einsearch.evaluators import get_task
+from einsearch.tasks import get_task
 from einsearch.grammar.mutate import change_hparam, crossover, resample, subtrees
 from einsearch.grammar.sampler import Limits
 

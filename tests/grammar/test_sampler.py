@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from einsearch import ArchError, build, check, parse, sample
-from einsearch.evaluators import get_task
+from einsearch.tasks import get_task
 from einsearch.grammar.parser import grammar_parser
 from einsearch.grammar.sampler import Limits, Sampler, load_weights
 from einsearch.ops import list_ops

@@ -1,6 +1,6 @@
 import pytest
 
-from einsearch.ops import cpu_kernels
+from einsearch.ops.kernels import loader as cpu_kernels
 
 
 @pytest.fixture(params=["kernel", "torch"])

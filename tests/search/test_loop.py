@@ -7,14 +7,15 @@ import time
 
 import pytest
 
-from einsearch.search.fake import FakeExecutor
+from einsearch.tasks import get_task
+from einsearch.evaluators.executor_fake import FakeExecutor
 from einsearch.search.loop import INTERRUPTED, SearchLoop
 from einsearch.search.run import SearchConfig, run_search
-from einsearch.search.strategies import make_strategy
+from einsearch.search.registry import make_strategy
 from einsearch.grammar import Limits
 from einsearch.storage.store import Store
 
-TASK = "toy-causal"
+TASK = get_task("toy-causal")
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def loop_for(store, name, budget=10, workers=2, spec="evolution:population=4", e
     store.create_search(name, task=TASK, strategy=spec, budget=budget)
     strategy = make_strategy(spec, TASK, steps=50, seed=0, limits=Limits(max_params=200_000),
                              fidelity=kwargs.pop("fidelity", None))
-    return SearchLoop(strategy, executor or FakeExecutor(), store, search=name, budget=budget, workers=workers,
+    return SearchLoop(strategy, executor or FakeExecutor(), store, task=TASK, search=name, budget=budget, workers=workers,
                       **kwargs)
 
 
@@ -90,7 +91,7 @@ def test_asha_through_the_loop_trains_each_fidelity_once(store):
 
 def test_search_killed_with_sigkill_resumes_to_exactly_the_budget(tmp_path, cli):
     db = f"sqlite:///{tmp_path / 'kill.db'}"
-    command = [sys.executable, "-m", "einsearch.cli", "search", "--task", TASK, "--strategy", "evolution:population=4",
+    command = [sys.executable, "-m", "einsearch.cli", "search", "--task", TASK.spec, "--strategy", "evolution:population=4",
                "--budget", "10", "--workers", "2", "--executor", "fake:0.3", "--max-params", "200k",
                "--name", "k", "--db", db]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -118,12 +119,12 @@ def test_search_killed_with_sigkill_resumes_to_exactly_the_budget(tmp_path, cli)
 
 def test_cli_search_with_baselines_and_tpe(tmp_path, cli):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    result = cli("search", "--task", TASK, "--strategy", "evolution:population=4", "--budget", "6",
+    result = cli("search", "--task", TASK.spec, "--strategy", "evolution:population=4", "--budget", "6",
                  "--executor", "fake", "--seed-with", "transformer,gla", "--max-params", "300k", "--name", "e",
                  "--db", db)
     assert result.exit_code == 0, result.output
     assert "search e: top" in result.stdout
-    result = cli("search", "--task", TASK, "--strategy", "tpe", "--budget", "4", "--executor", "fake",
+    result = cli("search", "--task", TASK.spec, "--strategy", "tpe", "--budget", "4", "--executor", "fake",
                  "--name", "t", "--db", db, "--max-params", "300k")
     assert result.exit_code == 0, result.output
     with Store.open(db) as store:

@@ -7,13 +7,14 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 from einsearch import check
-from einsearch.evaluators.task import get_task
+from einsearch.tasks import get_task
 from einsearch.grammar import Limits
-from einsearch.search import Evolution, make_strategy, parse_strategy
-from einsearch.search.fake import fake_result
+from einsearch.search import make_strategy, parse_strategy
+from einsearch.search.strategies.evolution import Evolution
+from einsearch.evaluators.executor_fake import fake_result
 from einsearch.search.pareto import pareto_front
 
-TASK = "toy-causal"
+TASK = get_task("toy-causal")
 LIMITS = Limits(max_params=200_000)
 FAST = ["random", "evolution:population=6,sample_size=3,crossover=0.3", "tpe", "random-optuna", "qmc",
         "nsga2", "nsga2:objective=state", "pcfg-learn:refit_every=4"]

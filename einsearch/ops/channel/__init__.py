@@ -1,0 +1,1 @@
+"""Channel mixers: dense feed-forward layers (MLP, GLU) and mixtures of experts."""

@@ -1,0 +1,1 @@
+"""einspace's fundamental operations (`compose(...)` in the grammar)."""

@@ -1,0 +1,1 @@
+"""Token-mixing MLPs: dense weights across positions (MLP-Mixer, N-informer)."""

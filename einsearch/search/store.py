@@ -1,0 +1,39 @@
+"""What a search needs of its store: `einsearch.storage.Store` satisfies this protocol.
+
+The search never talks SQL; it records evaluations and reads them back as typed records.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
+
+from einsearch.grammar import Report
+from einsearch.search.types import Candidate, Result
+
+if TYPE_CHECKING:
+    from einsearch.storage.records import EvaluationRecord, SearchRecord
+
+
+class Store(Protocol):
+    def create_search(self, name: str, *, task: Any, strategy: str, config: Mapping[str, Any] | None = None,
+                      seed: int = 0, budget: int | None = None) -> Any: ...
+
+    def get_search(self, name: str) -> "SearchRecord": ...
+
+    def set_search_status(self, name: str, status: str) -> None: ...
+
+    def start_evaluation(self, search: str, candidate: Candidate, *, report: Report | None = None) -> int: ...
+
+    def finish_evaluation(self, evaluation_id: int, result: Result) -> "EvaluationRecord": ...
+
+    def record_cache_hit(self, search: str, candidate: Candidate, source_id: int) -> int: ...
+
+    def cached_evaluation(self, arch_hash: str, task: str, steps: int, seed: int) -> "EvaluationRecord | None": ...
+
+    def evaluations(self, search: str | None = None) -> "list[EvaluationRecord]": ...
+
+    def abandon_running(self, search: str | None = None, reason: str = "interrupted") -> int: ...
+
+    def save_weights(self, evaluation_id: int, state_dict: Mapping[str, Any]) -> Path: ...
+
+    def prune_weights(self, search: str, keep: int) -> list[int]: ...

@@ -1,0 +1,56 @@
+"""Regularized (aging) evolution (Real et al. 2019; as in einspace): a population of the P most
+recent successful candidates; a parent is the best of S drawn at random; its child is one mutation
+(a typed subtree resampled, or one hyperparameter changed) or, optionally, a crossover with the
+runner-up; the oldest member dies when a new one joins. Children are valid by construction.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+
+from einsearch.errors import UsageError
+from einsearch.grammar import Arch, mutate
+from einsearch.search.base import Strategy
+from einsearch.search.registry import register_strategy
+from einsearch.search.types import Candidate, Result
+
+
+@register_strategy("evolution")
+class Evolution(Strategy):
+    name = "evolution"
+
+    def __init__(self, *args, population: int = 20, sample_size: int | None = None, crossover: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        sample_size = min(5, population) if sample_size is None else sample_size
+        if population < 2 or not 1 <= sample_size <= population:
+            raise UsageError(f"evolution needs population >= 2 and 1 <= sample_size <= population, "
+                             f"got population={population}, sample_size={sample_size}")
+        if not 0.0 <= crossover <= 1.0:
+            raise UsageError(f"crossover probability must be in [0, 1], got {crossover}")
+        self.population_size, self.sample_size, self.crossover_rate = population, sample_size, crossover
+        self.population: deque[tuple[Arch, float]] = deque(maxlen=population)  # oldest first
+
+    def _propose(self, rng: random.Random) -> Candidate:
+        # The first P candidates (baselines included) are the random initial population.
+        if self.n_asked < self.population_size or not self.population:
+            return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")
+        members = list(self.population)
+        contenders = rng.sample(members, min(self.sample_size, len(members)))
+        contenders.sort(key=lambda member: member[1], reverse=True)
+        parent = contenders[0][0]
+        if len(contenders) > 1 and rng.random() < self.crossover_rate:
+            other = contenders[1][0]
+            child = mutate.crossover(parent, other, self.task, rng, self.limits)
+            if child is not None and child.hash not in self.seen:
+                return self._emit(child, (parent.hash, other.hash), "crossover")
+        child, op = None, "resample"
+        if rng.random() < 0.5:
+            child, op = mutate.change_hparam(parent, self.task, rng, self.limits), "hparam"
+        if child is None:
+            child, op = mutate.resample(parent, self.task, rng, self.limits), "resample"
+        return self._emit(self.fresh(child, rng), (parent.hash,), op)
+
+    def _observe(self, candidate: Candidate, result: Result) -> None:
+        score = self.score(result)
+        if score is not None:
+            self.population.append((candidate.arch, score))  # a full deque drops the oldest

@@ -1,0 +1,42 @@
+"""pcfg-learn: weights move toward the choices of the best architectures, and round-trip as TOML."""
+import pytest
+
+from einsearch import parse
+from einsearch.grammar.sampler import load_weights
+from einsearch.search.strategies.pcfg_learn import choice_counts, read_weights, reestimate, weights_to_toml
+
+GLA = parse("net(128, block(pre:rms, gla(heads=4, chunk=64)), block(pre:rms, glu(expand=4, act=swish)))")
+
+
+def test_choice_counts_follow_the_derivation():
+    counts = choice_counts(GLA)
+    assert counts["net.dim"] == {"128": 1}
+    assert counts["stages"] == {"more": 1, "end": 1}
+    assert counts["layer"] == {"token_mixer": 1, "channel_mixer": 1}
+    assert counts["token_mixer.category"] == {"recurrent": 1}
+    assert counts["PLACEMENT"] == {"pre": 2} and counts["NORMKIND"] == {"rms": 2}
+
+
+def test_reestimate_moves_toward_the_top_architectures_and_keeps_every_weight_positive():
+    prior = load_weights()
+    learned = reestimate(prior, [GLA] * 5, rate=0.5, smoothing=1.0)
+
+    def share(weights, table, alt):
+        return weights[table][alt] / sum(weights[table].values())
+
+    assert share(learned, "net.dim", "128") > share(prior, "net.dim", "128")
+    assert share(learned, "token_mixer.category", "recurrent") > share(prior, "token_mixer.category", "recurrent")
+    assert all(w > 0 for alts in learned.values() for w in alts.values())
+    assert learned["SCORE"] == pytest.approx({k: v / sum(prior["SCORE"].values()) for k, v in prior["SCORE"].items()})
+
+
+def test_learned_weights_round_trip_through_toml(tmp_path):
+    learned = reestimate(load_weights(), [GLA], rate=0.3, smoothing=1.0)
+    path = tmp_path / "w.toml"
+    path.write_text(weights_to_toml(learned))
+    loaded = read_weights(path)
+    for table, alts in learned.items():
+        assert loaded[table] == pytest.approx(alts, rel=1e-5)
+    path.write_text('["nonsense"]\n"a" = 1\n')
+    with pytest.raises(ValueError, match="unknown choice point 'nonsense'"):
+        read_weights(path)
