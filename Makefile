@@ -21,7 +21,7 @@ demo: install
 	bash scripts/demo.sh
 
 test: install
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2
 
 # The benchmarks (each writes its own section of bench/RESULTS.md); run them on a quiet machine.
 bench: install

@@ -8,9 +8,28 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+from einsearch.errors import EinsearchError
+
+
+class _Commands(TyperGroup):
+    """Runs every command with the one error handler: the project's own errors, and files that
+    cannot be read or written, end the command with one line and the error's exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EinsearchError as err:
+            fail(str(err), err.exit_code)
+        except OSError as err:  # a path given on the command line: unwritable, missing, a directory
+            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+            fail(f"{where}{err.strerror or err}")
+
 
 app = typer.Typer(
     name="einsearch",
+    cls=_Commands,
     help="Neural architecture search over a grammar of sequence models.",
     no_args_is_help=True,
     add_completion=False,

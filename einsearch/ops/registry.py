@@ -2,17 +2,20 @@
 
 Adding a primitive is one file with one decorator:
 
-    @register("my_mixer", category="attention", cost="L^2",
-              hparams={"heads": (1, 2, 4, 8)}, defaults={"heads": 4})
+    @register("my_mixer", category="attention", cost="L^2", hparams={"heads": (1, 2, 4, 8)},
+              validate=lambda dim, hp: None if dim % hp["heads"] == 0 else "heads must divide the width")
     class MyMixer(nn.Module):
         def __init__(self, dim: int, causal: bool = False, heads: int = 4): ...
         def forward(self, x):  # (B, L, D) -> (B, L, D)
 
-The grammar reads the hyperparameter choices from here; no second list exists.
+The grammar reads the hyperparameter choices from here; no second list exists. A hyperparameter's
+default is the constructor's; `validate` states which widths and combinations work, once: the
+sampler and the checker skip what it rejects, and `create` refuses it with its message.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -100,7 +103,6 @@ def register(
     category: str,
     cost: str = "L",
     hparams: dict[str, tuple] | None = None,
-    defaults: dict[str, Any] | None = None,
     causal: bool = True,
     noncausal: bool = True,
     state_size: Callable[[int, int, dict], int] | None = None,
@@ -119,10 +121,7 @@ def register(
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"primitive {name!r} is registered twice")
         hp = {k: tuple(v) for k, v in (hparams or {}).items()}
-        dflt = dict(defaults or {})
-        for key, value in dflt.items():
-            if key not in hp or value not in hp[key]:
-                raise ValueError(f"{name}: default {key}={value!r} is not among its choices")
+        dflt = _signature_defaults(name, cls, hp)
         needs = tuple(needs_context)
         if set(needs) - set(CONTEXT_KINDS) or tuple(getattr(cls, "context_needs", ())) != needs:
             raise ValueError(f"{name}: needs_context={needs!r} must be among {CONTEXT_KINDS} and equal "
@@ -134,9 +133,43 @@ def register(
             exact_causal=exact_causal, doc=(cls.__doc__ or "").strip().split("\n")[0],
         )
         cls.op_name = name
+        if validate is not None:
+            cls.__init__ = _validating_init(name, cls.__init__, tuple(hp), validate)
         return cls
 
     return wrap
+
+
+def _signature_defaults(name: str, cls: type[nn.Module], hparams: dict[str, tuple]) -> dict[str, Any]:
+    """Each hyperparameter's default, read from the constructor; it must be one of the choices."""
+    params = inspect.signature(cls.__init__).parameters
+    defaults = {}
+    for key, choices in hparams.items():
+        default = params[key].default if key in params else inspect.Parameter.empty
+        if default is inspect.Parameter.empty:
+            raise ValueError(f"{name}: hyperparameter {key!r} needs a default in {cls.__name__}.__init__")
+        if default not in choices:
+            raise ValueError(f"{name}: default {key}={default!r} is not among its choices {list(choices)}")
+        defaults[key] = default
+    return defaults
+
+
+def _validating_init(name: str, init: Callable, hparams: tuple[str, ...],
+                     validate: Callable[[int, dict], str | None]) -> Callable:
+    """The constructor, preceded by the registered `validate`: a primitive built directly (not through
+    `create`) is refused with the same message, so no constructor repeats the check."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        problem = validate(bound.arguments["dim"], {k: bound.arguments[k] for k in hparams})
+        if problem:
+            raise ValueError(f"{name}: {problem}")
+        init(self, *args, **kwargs)
+
+    return __init__
 
 
 def _load_all() -> None:

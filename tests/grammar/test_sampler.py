@@ -4,7 +4,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from einsearch import ArchError, build, check, parse, sample
+from einsearch import Arch, ArchError, build, check, parse, sample
 from einsearch.tasks import get_task
 from einsearch.grammar.parser import grammar_parser
 from einsearch.grammar.sampler import Limits, Sampler, load_weights
@@ -105,8 +105,22 @@ def test_expected_mod_branching_is_subcritical():
     assert sum(w[k] * n for k, n in children.items()) / total < 1
 
 
-def test_sampling_terminates_with_tight_limits():
-    sampler = Sampler(get_task("toy-classify"), Limits(max_params=20_000, max_blocks=1, max_mod_depth=1))
+def test_sampling_under_tight_limits_stays_within_them():
+    task = get_task("toy-classify")
+    limits = Limits(max_params=20_000, max_blocks=1, max_mod_depth=1)
+    sampler = Sampler(task, limits)
     rng = random.Random(0)
-    for _ in range(200):
-        sampler.net(rng)
+    archs = [Arch(sampler.net(rng)) for _ in range(200)]
+    for arch in archs:
+        report = check(arch, task)
+        assert report.params <= limits.max_params, str(arch)
+        assert report.blocks <= limits.max_blocks, str(arch)
+        assert _mod_depth(arch.root) <= limits.max_mod_depth, str(arch)
+    assert len({a.hash for a in archs}) > 20  # tight, yet still a space to search
+
+
+def _mod_depth(node) -> int:
+    """Most composite operations (seq, branch, split, attend, permute) nested on one path: what
+    `max_mod_depth` bounds (leaves such as linear or act add none)."""
+    here = node.kind in ("seq", "branch", "split", "attend", "permute")
+    return here + max((_mod_depth(c) for c in node.children), default=0)

@@ -15,9 +15,10 @@ import random
 
 import pytest
 import torch
+from torch import nn
 
 from einsearch.ops import aux_loss, count_params, create, get_op, list_ops
-from einsearch.ops.registry import CHANNEL_CATEGORIES, TOKEN_CATEGORIES, OpSpec
+from einsearch.ops.registry import _REGISTRY, CHANNEL_CATEGORIES, TOKEN_CATEGORIES, OpSpec, register
 
 DIMS = (32, 64)
 LENGTHS = (19, 32)  # odd, and a power of two (chunk-aligned)
@@ -179,3 +180,37 @@ def test_registration_metadata(name: str) -> None:
             f"{name}: state_size({dim}, {length}) = {state!r}, expected a non-negative int")
         flops = spec.extra_flops(dim, length, hp)
         assert isinstance(flops, numbers.Real) and flops >= 0, f"{name}: seq_flops = {flops!r}"
+
+
+def test_register_refuses_an_unknown_category():
+    with pytest.raises(ValueError, match="unknown category 'mlp'"):
+        register("no_such_op", category="mlp")
+
+
+def test_register_reads_defaults_from_the_constructor():
+    class Mixer(nn.Module):
+        """A stand-in."""
+
+        def __init__(self, dim: int, causal: bool = True, heads: int = 2):
+            super().__init__()
+
+    spec_cls = register("signature_default_probe", category="attention", hparams={"heads": (1, 2, 4)})(Mixer)
+    try:
+        assert get_op("signature_default_probe").defaults == {"heads": 2}
+        assert spec_cls is Mixer
+    finally:
+        _REGISTRY.pop("signature_default_probe")
+
+
+@pytest.mark.parametrize("signature, message", [
+    ("def __init__(self, dim, causal=True, heads=3): super().__init__()", "default heads=3 is not among"),
+    ("def __init__(self, dim, causal=True, heads=None): super().__init__()", "default heads=None is not among"),
+    ("def __init__(self, dim, heads, causal=True): super().__init__()", "needs a default"),
+    ("def __init__(self, dim, causal=True): super().__init__()", "needs a default"),
+])
+def test_register_refuses_a_missing_default_or_one_outside_the_choices(signature, message):
+    namespace: dict = {}
+    exec(f"class Mixer(nn.Module):\n    '''Probe.'''\n    {signature}\n", {"nn": nn}, namespace)
+    with pytest.raises(ValueError, match=message):
+        register("bad_default_probe", category="attention", hparams={"heads": (1, 2, 4)})(namespace["Mixer"])
+    assert "bad_default_probe" not in _REGISTRY

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attention.common import (append_cache, empty_kv_cache, attention_flops, check_heads, ensure_valid, masked_softmax, rope)
+from einsearch.ops.attention.common import (append_cache, empty_kv_cache, attention_flops, check_heads, masked_softmax, rope)
 from einsearch.ops.common import HasAuxLoss, split_heads
 from einsearch.ops.registry import register
 
@@ -31,7 +31,6 @@ def _state(dim: int, seq_len: int, hp: dict) -> int:
     "bam", category="attention", cost="L^2",
     hparams={"experts": (2, 4, 8), "top_k": (1, 2, 4), "heads": (1, 2, 4, 8), "shared_kv": (False, True),
              "rope": (True, False)},
-    defaults={"experts": 4, "top_k": 2, "heads": 2, "shared_kv": False, "rope": True},
     state_size=_state,
     # every expert is computed densely (the gates zero the unselected ones), so FLOPs charge all E
     # experts' weights and attentions: no active_params, unlike the MoE FFNs, which skip them
@@ -57,7 +56,6 @@ class MixtureOfAttentionExperts(HasAuxLoss):
         super().__init__()
         if not 1 <= top_k <= experts:
             raise ValueError(f"bam: top_k={top_k} must be between 1 and experts={experts}")
-        ensure_valid("bam", check_heads(dim, heads, rope))
         self.causal, self.experts, self.top_k, self.heads = causal, experts, top_k, heads
         self.shared_kv, self.rope, self.head_dim = shared_kv, rope, dim // heads
         self.kv_heads = heads if shared_kv else experts * heads

@@ -43,8 +43,7 @@ class GateOps(nn.Module):
 
 @register(
     "cas_attention", category="attention", cost="L",
-    hparams={"kernel": (3, 5, 7)}, defaults={"kernel": 3},
-    # 4 conv windows (k-1 each) and 2 running sums per channel, plus a position counter
+    hparams={"kernel": (3, 5, 7)},    # 4 conv windows (k-1 each) and 2 running sums per channel, plus a position counter
     state_size=lambda dim, seq_len, hp: 4 * dim * (hp["kernel"] - 1) + 2 * dim + 1,
 )
 class CASAttention(nn.Module):

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attention.common import check_heads, ensure_valid
+from einsearch.ops.attention.common import check_heads
 from einsearch.ops.attention.topk import topk_softmax
 from einsearch.ops.common import ShortConv
 from einsearch.ops.registry import register
@@ -23,8 +23,7 @@ def _validate(dim: int, hp: dict) -> str | None:
 
 @register(
     "channel_topk_attention", category="attention", cost="L", causal=False,
-    hparams={"heads": (1, 2, 4, 8)}, defaults={"heads": 4},
-    seq_flops=lambda dim, seq_len, hp: 4 * dim * (dim // hp["heads"]), validate=_validate,
+    hparams={"heads": (1, 2, 4, 8)},    seq_flops=lambda dim, seq_len, hp: 4 * dim * (dim // hp["heads"]), validate=_validate,
 )
 class ChannelTopKAttention(nn.Module):
     """Per head, a (C x C) attention between channels over the whole sequence: q, k L2-normalised along
@@ -39,7 +38,6 @@ class ChannelTopKAttention(nn.Module):
         super().__init__()
         if causal:
             raise ValueError("channel_topk_attention has no causal form")
-        ensure_valid("channel_topk_attention", _validate(dim, {"heads": heads}))
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.qkv_conv = ShortConv(3 * dim, 3, causal=False, bias=False)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.common import merge_heads
-from einsearch.ops.attention.common import QKV, blocks, check_heads, ensure_valid
+from einsearch.ops.attention.common import QKV, blocks, check_heads
 from einsearch.ops.registry import register
 
 SUMMARIES = ("mean", "max")
@@ -27,7 +27,6 @@ def _context(seq_len: int, block: int) -> int:
 @register(
     "combiner", category="attention", cost="L*(b+L/b)",
     hparams={"heads": (1, 2, 4, 8), "block": (8, 16, 32, 64), "summary": SUMMARIES, "rope": (True, False)},
-    defaults={"heads": 4, "block": 16, "summary": "mean", "rope": True},
     # decoding: the current block's keys/values and one (key, value) summary per finished block
     state_size=lambda dim, seq_len, hp: 2 * dim * _context(seq_len, hp["block"]),
     seq_flops=lambda dim, seq_len, hp: 4 * dim * _context(seq_len, hp["block"]),
@@ -50,7 +49,6 @@ class CombinerAttention(nn.Module):
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, block: int = 16, summary: str = "mean",
                  rope: bool = True):
         super().__init__()
-        ensure_valid("combiner", check_heads(dim, heads, rope))
         if summary not in SUMMARIES:
             raise ValueError(f"combiner: unknown summary {summary!r}; choose from {list(SUMMARIES)}")
         if block < 1:

@@ -22,12 +22,6 @@ def check_heads(dim: int, heads: int, rope: bool = False) -> str | None:
     return None
 
 
-def ensure_valid(name: str, problem: str | None) -> None:
-    """Raise ValueError naming the primitive when a validate function found a problem."""
-    if problem:
-        raise ValueError(f"{name}: {problem}")
-
-
 def attention_flops(dim: int, seq_len: int, hp: dict) -> int:
     """Per-token FLOPs of QK^T and AV over a context of seq_len keys (2 multiply-adds per pair)."""
     return 4 * seq_len * dim

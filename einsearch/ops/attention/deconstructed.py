@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attention.common import QKV, attention_flops, check_heads, ensure_valid, masked_softmax, rope
+from einsearch.ops.attention.common import QKV, attention_flops, check_heads, masked_softmax, rope
 from einsearch.ops.common import RMSNorm, merge_heads, split_heads
 from einsearch.ops.context import ContextConsumer
 from einsearch.ops.registry import register
@@ -70,7 +70,7 @@ class _InputIndependentMix(nn.Module):
 
 @register(
     "fixed_mix_attention", category="attention", cost="L^2",
-    hparams={"heads": HEADS}, defaults={"heads": 1}, needs_seq_len=True,
+    hparams={"heads": HEADS}, needs_seq_len=True,
     state_size=lambda dim, seq_len, hp: seq_len * dim,  # past values
     seq_flops=_mixing_flops, validate=_heads_only,
 )
@@ -83,7 +83,6 @@ class FixedMixAttention(_InputIndependentMix):
     """
 
     def __init__(self, dim: int, causal: bool = True, seq_len: int = 64, heads: int = 1):
-        ensure_valid("fixed_mix_attention", _heads_only(dim, {"heads": heads}))
         if seq_len < 1:
             raise ValueError(f"fixed_mix_attention: seq_len must be >= 1, got {seq_len}")
         super().__init__(dim, causal, heads)
@@ -114,8 +113,7 @@ def relative_buckets(length: int, buckets: int, causal: bool, device=None) -> to
 
 @register(
     "position_attention", category="attention", cost="L^2",
-    hparams={"heads": HEADS, "buckets": (16, 32)}, defaults={"heads": 4, "buckets": 32},
-    state_size=lambda dim, seq_len, hp: seq_len * dim,  # past values
+    hparams={"heads": HEADS, "buckets": (16, 32)},    state_size=lambda dim, seq_len, hp: seq_len * dim,  # past values
     seq_flops=_mixing_flops, validate=_heads_only,
 )
 class PositionAttention(_InputIndependentMix):
@@ -127,7 +125,6 @@ class PositionAttention(_InputIndependentMix):
     """
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, buckets: int = 32):
-        ensure_valid("position_attention", _heads_only(dim, {"heads": heads}))
         super().__init__(dim, causal, heads)
         self.buckets = buckets
         exact = buckets // 2
@@ -147,8 +144,7 @@ class PositionAttention(_InputIndependentMix):
 
 @register(
     "l2_attention", category="attention", cost="L^2",
-    hparams={"heads": HEADS, "rope": (True, False)}, defaults={"heads": 4, "rope": True},
-    state_size=lambda dim, seq_len, hp: 2 * seq_len * dim,  # KV cache
+    hparams={"heads": HEADS, "rope": (True, False)},    state_size=lambda dim, seq_len, hp: 2 * seq_len * dim,  # KV cache
     seq_flops=attention_flops, validate=_heads_rope,
 )
 class L2Attention(nn.Module):
@@ -160,7 +156,6 @@ class L2Attention(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, rope: bool = True):
         super().__init__()
-        ensure_valid("l2_attention", _heads_rope(dim, {"heads": heads, "rope": rope}))
         self.causal = causal
         self.qkv = QKV(dim, heads, heads, rope)
         self.out = nn.Linear(dim, dim, bias=False)
@@ -182,8 +177,7 @@ class L2Attention(nn.Module):
 
 @register(
     "embed_qk_attention", category="attention", cost="L^2",
-    hparams={"heads": HEADS, "rope": (True, False)}, defaults={"heads": 4, "rope": True},
-    state_size=lambda dim, seq_len, hp: 2 * seq_len * dim,  # KV cache
+    hparams={"heads": HEADS, "rope": (True, False)},    state_size=lambda dim, seq_len, hp: 2 * seq_len * dim,  # KV cache
     seq_flops=attention_flops, validate=_heads_rope, needs_context=("embedding",),
 )
 class EmbedQKAttention(ContextConsumer):
@@ -199,7 +193,6 @@ class EmbedQKAttention(ContextConsumer):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, rope: bool = True):
         super().__init__()
-        ensure_valid("embed_qk_attention", _heads_rope(dim, {"heads": heads, "rope": rope}))
         self.causal, self.heads, self.rope = causal, heads, rope
         self.norm = RMSNorm(dim)
         self.q = nn.Linear(dim, dim, bias=False)

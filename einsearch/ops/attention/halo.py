@@ -6,14 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.common import merge_heads
-from einsearch.ops.attention.common import QKV, append_cache, empty_kv_cache, check_heads, ensure_valid, local_attention
+from einsearch.ops.attention.common import QKV, append_cache, empty_kv_cache, check_heads, local_attention
 from einsearch.ops.registry import register
 
 
 @register(
     "halo_attention", category="attention", cost="L*w",
     hparams={"heads": (1, 2, 4, 8), "block": (8, 16, 32, 64), "rope": (True, False)},
-    defaults={"heads": 4, "block": 16, "rope": True},
     state_size=lambda dim, seq_len, hp: 2 * min(seq_len, 2 * hp["block"]) * dim,
     seq_flops=lambda dim, seq_len, hp: 4 * min(seq_len, 2 * hp["block"]) * dim,
     validate=lambda dim, hp: check_heads(dim, hp["heads"], hp["rope"]),
@@ -29,7 +28,6 @@ class HaloAttention(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, block: int = 16, rope: bool = True):
         super().__init__()
-        ensure_valid("halo_attention", check_heads(dim, heads, rope))
         self.causal, self.block = causal, block
         self.qkv = QKV(dim, heads, heads, rope)
         self.out = nn.Linear(dim, dim, bias=False)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attention.common import attention_flops, ensure_valid, masked_softmax, rope
+from einsearch.ops.attention.common import attention_flops, masked_softmax, rope
 from einsearch.ops.common import RMSNorm, merge_heads, split_heads
 from einsearch.ops.registry import register
 
@@ -33,7 +33,6 @@ def _state_size(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "mla", category="attention", cost="L^2",
     hparams={"heads": (1, 2, 4, 8), "latent_div": (2, 4, 8)},
-    defaults={"heads": 4, "latent_div": 4},
     state_size=_state_size, seq_flops=attention_flops, validate=_validate,
 )
 class MultiHeadLatentAttention(nn.Module):
@@ -48,7 +47,6 @@ class MultiHeadLatentAttention(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, latent_div: int = 4):
         super().__init__()
-        ensure_valid("mla", _validate(dim, {"heads": heads, "latent_div": latent_div}))
         self.causal, self.heads = causal, heads
         self.head_dim, self.rope_dim, self.latent = dim // heads, rope_dim(dim // heads), dim // latent_div
         self.down_kv = nn.Linear(dim, self.latent, bias=False)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.common import merge_heads
-from einsearch.ops.attention.common import QKV, check_heads, ensure_valid, local_attention
+from einsearch.ops.attention.common import QKV, check_heads, local_attention
 from einsearch.ops.registry import register
 
 # profile -> human description; the rule itself is `head_rules`.
@@ -52,7 +52,6 @@ def _context(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "moa", category="attention", cost="L*(alpha+beta*L)",
     hparams={"heads": (2, 4, 8), "profile": PROFILES, "window": (16, 32, 64, 128), "rope": (True, False)},
-    defaults={"heads": 4, "profile": "graded", "window": 32, "rope": True},
     # decoding: head h keeps only its last span_h keys and values
     state_size=lambda dim, seq_len, hp: 2 * _context(dim, seq_len, hp),
     seq_flops=lambda dim, seq_len, hp: 4 * _context(dim, seq_len, hp),
@@ -72,7 +71,6 @@ class MixtureOfSparseAttention(nn.Module):
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, profile: str = "graded",
                  window: int = 32, rope: bool = True):
         super().__init__()
-        ensure_valid("moa", check_heads(dim, heads, rope))
         head_rules(profile, heads, window)  # raises on an unknown profile
         self.causal, self.profile, self.window = causal, profile, window
         self.qkv = QKV(dim, heads, heads, rope)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attention.common import (QKV, append_cache, empty_kv_cache, attention_flops, check_heads, ensure_valid, masked_softmax)
+from einsearch.ops.attention.common import (QKV, append_cache, empty_kv_cache, attention_flops, check_heads, masked_softmax)
 from einsearch.ops.common import HasAuxLoss, merge_heads
 from einsearch.ops.registry import register
 
@@ -22,7 +22,6 @@ def _validate(dim: int, hp: dict) -> str | None:
 @register(
     "moh_attention", category="attention", cost="L^2",
     hparams={"heads": (4, 8), "shared": (1, 2), "topk": (1, 2, 4), "rope": (True, False)},
-    defaults={"heads": 8, "shared": 2, "topk": 4, "rope": True},
     state_size=lambda dim, seq_len, hp: 2 * seq_len * dim,
     seq_flops=attention_flops, validate=_validate,
 )
@@ -39,7 +38,6 @@ class MixtureOfHeadAttention(HasAuxLoss):
                  rope: bool = True):
         super().__init__()
         hp = {"heads": heads, "shared": shared, "topk": topk, "rope": rope}
-        ensure_valid("moh_attention", _validate(dim, hp))
         self.causal, self.shared, self.topk = causal, shared, topk
         self.qkv = QKV(dim, heads, heads, rope)
         self.out = nn.Linear(dim, dim, bias=False)

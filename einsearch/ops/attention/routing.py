@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from einsearch.ops.attention.common import append_cache, attention_flops, check_heads, ensure_valid
+from einsearch.ops.attention.common import append_cache, attention_flops, check_heads
 from einsearch.ops.common import HasAuxLoss, merge_heads, split_heads
 from einsearch.ops.registry import register
 
@@ -17,7 +17,6 @@ COMMITMENT_COEF = 1e-4
 @register(
     "routing_attention", category="attention", cost="L^2",
     hparams={"heads": (1, 2, 4, 8), "clusters": (2, 4, 8)},
-    defaults={"heads": 4, "clusters": 4},
     state_size=lambda dim, seq_len, hp: 2 * seq_len * dim + seq_len * hp["heads"],
     seq_flops=attention_flops, validate=lambda dim, hp: check_heads(dim, hp["heads"]),
 )
@@ -35,7 +34,6 @@ class RoutingAttention(HasAuxLoss):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, clusters: int = 4):
         super().__init__()
-        ensure_valid("routing_attention", check_heads(dim, heads))
         self.causal, self.heads = causal, heads
         self.q = nn.Linear(dim, dim, bias=False)
         self.v = nn.Linear(dim, dim, bias=False)

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from einsearch.ops.attention.common import attention_flops, check_heads, ensure_valid, mask_future, rope
+from einsearch.ops.attention.common import attention_flops, check_heads, mask_future, rope
 from einsearch.ops.common import RMSNorm, merge_heads, split_heads
 from einsearch.ops.registry import register
 
@@ -14,7 +14,6 @@ from einsearch.ops.registry import register
 @register(
     "sigmoid_attention", category="attention", cost="L^2",
     hparams={"heads": (1, 2, 4, 8), "qk_norm": (True, False), "rope": (True, False)},
-    defaults={"heads": 4, "qk_norm": True, "rope": True},
     seq_flops=attention_flops, validate=lambda dim, hp: check_heads(dim, hp["heads"], hp["rope"]),
 )
 class SigmoidAttention(nn.Module):
@@ -26,7 +25,6 @@ class SigmoidAttention(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, qk_norm: bool = True, rope: bool = True):
         super().__init__()
-        ensure_valid("sigmoid_attention", check_heads(dim, heads, rope))
         self.causal, self.heads, self.rope = causal, heads, rope
         self.q = nn.Linear(dim, dim, bias=False)
         self.k = nn.Linear(dim, dim, bias=False)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.common import merge_heads
-from einsearch.ops.attention.common import QKV, append_cache, empty_kv_cache, check_heads, ensure_valid, local_attention
+from einsearch.ops.attention.common import QKV, append_cache, empty_kv_cache, check_heads, local_attention
 from einsearch.ops.registry import register
 
 
@@ -17,7 +17,6 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "sliding_window", category="attention", cost="L*w",
     hparams={"heads": (1, 2, 4, 8), "window": (16, 32, 64, 128), "rope": (True, False)},
-    defaults={"heads": 4, "window": 64, "rope": True},
     state_size=lambda dim, seq_len, hp: 2 * min(seq_len, hp["window"]) * dim,
     seq_flops=_seq_flops, validate=lambda dim, hp: check_heads(dim, hp["heads"], hp["rope"]),
 )
@@ -31,7 +30,6 @@ class SlidingWindowAttention(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, window: int = 64, rope: bool = True):
         super().__init__()
-        ensure_valid("sliding_window", check_heads(dim, heads, rope))
         self.causal, self.window = causal, window
         self.qkv = QKV(dim, heads, heads, rope)
         self.out = nn.Linear(dim, dim, bias=False)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.common import merge_heads
-from einsearch.ops.attention.common import (QKV, append_cache, empty_kv_cache, attention_flops, check_heads, ensure_valid, masked_softmax)
+from einsearch.ops.attention.common import (QKV, append_cache, empty_kv_cache, attention_flops, check_heads, masked_softmax)
 from einsearch.ops.registry import register
 
 
@@ -19,7 +19,6 @@ def _validate(dim: int, hp: dict) -> str | None:
 @register(
     "attention", category="attention", cost="L^2",
     hparams={"heads": (1, 2, 4, 8), "kv_heads": (1, 2, 4, 8), "rope": (True, False)},
-    defaults={"heads": 4, "kv_heads": 4, "rope": True},
     state_size=lambda dim, seq_len, hp: 2 * seq_len * hp["kv_heads"] * (dim // hp["heads"]),
     seq_flops=attention_flops, validate=_validate,
 )
@@ -31,7 +30,6 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, kv_heads: int = 4, rope: bool = True):
         super().__init__()
-        ensure_valid("attention", _validate(dim, {"heads": heads, "kv_heads": kv_heads, "rope": rope}))
         self.causal = causal
         self.qkv = QKV(dim, heads, kv_heads, rope)
         self.out = nn.Linear(dim, dim, bias=False)

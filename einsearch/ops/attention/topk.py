@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from einsearch.ops.common import merge_heads
-from einsearch.ops.attention.common import (QKV, append_cache, empty_kv_cache, attention_flops, check_heads, ensure_valid, mask_future)
+from einsearch.ops.attention.common import (QKV, append_cache, empty_kv_cache, attention_flops, check_heads, mask_future)
 from einsearch.ops.registry import register
 
 
@@ -22,7 +22,6 @@ def topk_softmax(logits: torch.Tensor, k: int) -> torch.Tensor:
 @register(
     "topk_attention", category="attention", cost="L^2",
     hparams={"heads": (1, 2, 4, 8), "topk": (8, 16, 32, 64), "rope": (True, False)},
-    defaults={"heads": 4, "topk": 32, "rope": True},
     state_size=lambda dim, seq_len, hp: 2 * seq_len * dim,
     seq_flops=attention_flops, validate=lambda dim, hp: check_heads(dim, hp["heads"], hp["rope"]),
 )
@@ -35,7 +34,6 @@ class TopKAttention(nn.Module):
 
     def __init__(self, dim: int, causal: bool = True, heads: int = 4, topk: int = 32, rope: bool = True):
         super().__init__()
-        ensure_valid("topk_attention", check_heads(dim, heads, rope))
         self.causal, self.topk = causal, topk
         self.qkv = QKV(dim, heads, heads, rope)
         self.out = nn.Linear(dim, dim, bias=False)

@@ -29,8 +29,7 @@ def glu_hidden(dim: int, expand: int) -> int:
 
 @register(
     "mlp", category="ffn", cost="L",
-    hparams={"expand": EXPANDS, "act": tuple(MLP_ACTS)}, defaults={"expand": 4, "act": "gelu"},
-)
+    hparams={"expand": EXPANDS, "act": tuple(MLP_ACTS)},)
 class MLP(nn.Module):
     """Transformer feed-forward: Linear(D, expand*D) -> act -> Linear(expand*D, D), with biases.
 
@@ -51,8 +50,7 @@ class MLP(nn.Module):
 
 @register(
     "glu", category="ffn", cost="L",
-    hparams={"expand": EXPANDS, "act": tuple(GATE_ACTS)}, defaults={"expand": 4, "act": "swish"},
-)
+    hparams={"expand": EXPANDS, "act": tuple(GATE_ACTS)},)
 class GLU(nn.Module):
     """Gated linear unit FFN: W2(act(W1 x) * W3 x), no biases (Shazeer 2020; LLaMA).
 

@@ -50,7 +50,6 @@ def moe_active_params(dim: int, hp: dict) -> int:
     "moe", category="moe", cost="L",
     hparams={"experts": (4, 8), "top_k": (1, 2), "router": ROUTERS,
              "shared_expert": (False, True), "expand": (1, 2, 4)},
-    defaults={"experts": 8, "top_k": 2, "router": "softmax", "shared_expert": False, "expand": 2},
     active_params=moe_active_params,  # FLOPs count top_k experts per token, not all of them
 )
 class MoE(HasAuxLoss):

@@ -37,7 +37,6 @@ from einsearch.ops.context import ContextConsumer
 from einsearch.ops.registry import register
 
 HPARAMS = {"experts": (4, 8), "top_k": (1, 2), "shared_expert": (False, True), "expand": (1, 2, 4)}
-DEFAULTS = {"experts": 8, "top_k": 2, "shared_expert": False, "expand": 2}
 
 
 class GraphRoutedMoE(MoE, ContextConsumer):
@@ -73,7 +72,7 @@ def _moe_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 
 @register(
-    "similarity_moe", category="moe", cost="L^2", hparams=HPARAMS, defaults=DEFAULTS,
+    "similarity_moe", category="moe", cost="L^2", hparams=HPARAMS,
     # decoding keeps every past token's key W_s x_j... and router probabilities
     state_size=lambda dim, seq_len, hp: seq_len * (dim + hp["experts"]),
     seq_flops=lambda dim, seq_len, hp: 2 * seq_len * dim + _moe_flops(dim, seq_len, hp),
@@ -95,7 +94,7 @@ class SimilarityMoE(GraphRoutedMoE):
 
 
 @register(
-    "attention_moe", category="moe", cost="L^2", hparams=HPARAMS, defaults=DEFAULTS,
+    "attention_moe", category="moe", cost="L^2", hparams=HPARAMS,
     state_size=lambda dim, seq_len, hp: seq_len * hp["experts"],  # past router probabilities
     seq_flops=_moe_flops, needs_context=("attention",),
     active_params=moe_active_params,  # router, top_k experts (+ shared): not all E experts

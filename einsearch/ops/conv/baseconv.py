@@ -23,8 +23,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "baseconv", category="convolution", cost="L log L", exact_causal=False,
-    hparams={"kernel": ("short", "long")}, defaults={"kernel": "long"},
-    state_size=_state_size, seq_flops=_seq_flops,
+    hparams={"kernel": ("short", "long")},    state_size=_state_size, seq_flops=_seq_flops,
 )
 class BaseConv(nn.Module):
     """Zoology's BaseConv: a linear projection gates a depthwise convolution, plus a skip.

@@ -47,7 +47,6 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "contmix", category="convolution", cost="L",
     hparams={"heads": (1, 2, 4), "kernel": (7, 11, 15), "regions": (4, 8)},
-    defaults={"heads": 2, "kernel": 7, "regions": 4},
     validate=_validate, seq_flops=_seq_flops,
     # no step form: the regions of a growing prefix move, so decoding keeps every past key
     state_size=lambda dim, seq_len, hp: dim // 2 * seq_len + dim * (hp["kernel"] - 1),

@@ -11,8 +11,7 @@ from einsearch.ops.registry import register
 
 @register(
     "convmixer", category="convolution", cost="L",
-    hparams={"kernel": (3, 5, 9)}, defaults={"kernel": 9},
-    state_size=lambda dim, seq_len, hp: dim * (hp["kernel"] - 1),
+    hparams={"kernel": (3, 5, 9)},    state_size=lambda dim, seq_len, hp: dim * (hp["kernel"] - 1),
 )
 class ConvMixer(nn.Module):
     """h = x + norm(GELU(DWConv_k(x))); y = pointwise(h).

@@ -30,7 +30,6 @@ def _state_size(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "gated_cnn", category="convolution", cost="L",
     hparams={"kernel": (3, 4, 7), "expansion": (1, 2, 3), "conv_ratio": (0.25, 0.5, 1.0)},
-    defaults={"kernel": 7, "expansion": 2, "conv_ratio": 1.0},
     validate=_validate, state_size=_state_size,
     seq_flops=lambda dim, seq_len, hp: 3 * _sizes(dim, hp["expansion"], hp["conv_ratio"])[0],
 )

@@ -14,8 +14,7 @@ SHORT_KERNEL = 3
 
 @register(
     "hyena", category="convolution", cost="L log L", exact_causal=False,
-    hparams={"filter_width": (32, 64)}, defaults={"filter_width": 64},
-    # decoding keeps the short-conv window and every past input of the long convolution
+    hparams={"filter_width": (32, 64)},    # decoding keeps the short-conv window and every past input of the long convolution
     state_size=lambda dim, seq_len, hp: 3 * dim * (SHORT_KERNEL - 1) + dim * seq_len,
     seq_flops=lambda dim, seq_len, hp: fft_conv_flops(dim, seq_len),
 )

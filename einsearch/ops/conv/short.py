@@ -11,8 +11,7 @@ from einsearch.ops.registry import register
 
 @register(
     "short_conv", category="convolution", cost="L",
-    hparams={"kernel": (3, 4, 7)}, defaults={"kernel": 4},
-    state_size=lambda dim, seq_len, hp: dim * (hp["kernel"] - 1),
+    hparams={"kernel": (3, 4, 7)},    state_size=lambda dim, seq_len, hp: dim * (hp["kernel"] - 1),
 )
 class ShortConvMixer(nn.Module):
     """Depthwise 1-D convolution of width `kernel` (causal: left-padded; non-causal: centred).

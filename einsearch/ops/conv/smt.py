@@ -24,8 +24,7 @@ def _validate(dim: int, hp: dict) -> str | None:
 
 @register(
     "smt", category="convolution", cost="L",
-    hparams={"heads": (2, 4), "expand": (1, 2)}, defaults={"heads": 4, "expand": 2},
-    validate=_validate,
+    hparams={"heads": (2, 4), "expand": (1, 2)},    validate=_validate,
     # conv windows: head i keeps its last 2 + 2i inputs of D/heads channels -> D (heads + 1) in all
     state_size=lambda dim, seq_len, hp: dim * (hp["heads"] + 1),
     seq_flops=lambda dim, seq_len, hp: 2 * dim,  # GELU and the modulation s * v, per channel

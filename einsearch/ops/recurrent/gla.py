@@ -28,8 +28,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "gla", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)}, defaults={"heads": 4, "chunk": 16},
-    state_size=lambda dim, seq_len, hp: dim * dim // (2 * hp["heads"]), seq_flops=_seq_flops,
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},    state_size=lambda dim, seq_len, hp: dim * dim // (2 * hp["heads"]), seq_flops=_seq_flops,
     validate=_validate,
 )
 class GLA(nn.Module):

@@ -59,8 +59,7 @@ def _state_size(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "h3", category="ssm", cost="L log L", exact_causal=False,
-    hparams={"d_state": (8, 16, 32, 64)}, defaults={"d_state": 16},
-    state_size=_state_size, seq_flops=lambda dim, seq_len, hp: fft_conv_flops(dim, seq_len),
+    hparams={"d_state": (8, 16, 32, 64)},    state_size=_state_size, seq_flops=lambda dim, seq_len, hp: fft_conv_flops(dim, seq_len),
 )
 class H3(nn.Module):
     """y = W_o(q * diagSSM(shiftSSM(k) * v)), with q, k, v linear projections of x.

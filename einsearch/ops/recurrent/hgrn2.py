@@ -23,7 +23,6 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "hgrn2", category="recurrent", cost="L",
     hparams={"heads": (1, 2, 4, 8), "lower_bound": (0.0, 0.5, 0.9), "chunk": (16, 32, 64)},
-    defaults={"heads": 4, "lower_bound": 0.0, "chunk": 16},
     state_size=lambda dim, seq_len, hp: dim * dim // hp["heads"], seq_flops=_seq_flops, validate=_validate,
 )
 class HGRN2(nn.Module):

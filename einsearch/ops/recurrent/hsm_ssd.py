@@ -29,8 +29,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "hsm_ssd", category="ssm", cost="L",
-    hparams={"state_dim": (4, 8, 16)}, defaults={"state_dim": 8},
-    state_size=_state_size, seq_flops=_seq_flops,
+    hparams={"state_dim": (4, 8, 16)},    state_size=_state_size, seq_flops=_seq_flops,
 )
 class HSMSSD(nn.Module):
     """HSM-SSD of EfficientViM (Lee et al., "EfficientViM: Efficient Vision Mamba with Hidden

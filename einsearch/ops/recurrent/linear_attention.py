@@ -58,7 +58,6 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
     "linear_attention", category="recurrent", cost="L",
     hparams={"heads": (1, 2, 4, 8), "feature": FEATURES, "normalize": (False, True),
              "feature_dim": (8, 16), "chunk": (16, 32, 64)},
-    defaults={"heads": 4, "feature": "elu", "normalize": False, "feature_dim": 16, "chunk": 64},
     state_size=_state_size, seq_flops=_seq_flops, validate=_validate,
 )
 class LinearAttention(nn.Module):

@@ -79,7 +79,6 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "mamba", category="ssm", cost="L",
     hparams={"d_state": (4, 8, 16), "expand": (1, 2), "chunk": (4, 8)},
-    defaults={"d_state": 16, "expand": 2, "chunk": 8},
     state_size=_state_size, seq_flops=_seq_flops,
 )
 class Mamba(nn.Module):

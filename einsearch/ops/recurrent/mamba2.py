@@ -38,7 +38,6 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "mamba2", category="ssm", cost="L",
     hparams={"headdim": (16, 32, 64), "d_state": (16, 32, 64), "chunk": (16, 32, 64)},
-    defaults={"headdim": 64, "d_state": 64, "chunk": 64},
     state_size=_state_size, seq_flops=_seq_flops, validate=_validate,
 )
 class Mamba2(nn.Module):

@@ -81,7 +81,6 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 @register(
     "mass", category="ssm", cost="L",
     hparams={"heads": (2, 4), "window": (4, 8), "d_state": (1, 4)},
-    defaults={"heads": 2, "window": 8, "d_state": 1},
     validate=_validate, state_size=_state_size, seq_flops=_seq_flops,
 )
 class MASS(nn.Module):

@@ -30,8 +30,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "s4d", category="ssm", cost="L log L", exact_causal=False,
-    hparams={"d_state": (16, 32, 64)}, defaults={"d_state": 64},
-    # d_state/2 complex modes per channel = d_state real numbers
+    hparams={"d_state": (16, 32, 64)},    # d_state/2 complex modes per channel = d_state real numbers
     state_size=lambda dim, seq_len, hp: dim * hp["d_state"], seq_flops=_seq_flops,
 )
 class S4D(nn.Module):

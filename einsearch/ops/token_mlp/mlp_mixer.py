@@ -59,8 +59,7 @@ class TokenMLP(nn.Module):
 
 @register(
     "mlp_mixer", category="token_mlp", cost="L^2",
-    hparams={"expansion": EXPANSIONS}, defaults={"expansion": 1},
-    needs_seq_len=True,
+    hparams={"expansion": EXPANSIONS},    needs_seq_len=True,
     # decoding would need every past input; no step form is implemented
     state_size=lambda dim, seq_len, hp: dim * seq_len,
     # the T x H weights are shared over channels: 4 H D FLOPs per token, not 2 x params

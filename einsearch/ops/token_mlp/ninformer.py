@@ -11,8 +11,7 @@ from einsearch.ops.token_mlp.mlp_mixer import TokenMLP
 
 @register(
     "ninformer", category="token_mlp", cost="L^2",
-    hparams={"expansion": (1, 2, 4)}, defaults={"expansion": 2},
-    needs_seq_len=True,
+    hparams={"expansion": (1, 2, 4)},    needs_seq_len=True,
     state_size=lambda dim, seq_len, hp: dim * seq_len,
     # the token MLP's T x H weights are shared over channels: 4 H D FLOPs per token
     seq_flops=lambda dim, seq_len, hp: 4 * hp["expansion"] * dim * dim,
