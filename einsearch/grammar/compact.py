@@ -66,7 +66,8 @@ def _hparams(hparams: tuple[tuple[str, Any], ...]) -> list[str]:
     return out
 
 
-def _block_prefix(place: str, norm: str | None) -> str:
+def block_prefix(place: str, norm: str | None) -> str:
+    """'' for the default pre:rms, else the placement and norm that differ ('ln:', 'post-ln:', 'nonorm:')."""
     if place == "none":
         return "nonorm:"
     if (place, norm) == DEFAULT_BLOCK:
@@ -100,7 +101,8 @@ def _mod(node: Node, inside_seq: bool = False) -> str:
     raise ArchError(f"compact: {kind!r} is not a fundamental operation")
 
 
-def _layer(node: Node) -> str:
+def layer_text(node: Node) -> str:
+    """A layer (primitive, parallel or compose) in compact notation."""
     kind, args, kids = node.kind, node.args, node.children
     if kind == "op":
         name, hparams = args
@@ -108,23 +110,24 @@ def _layer(node: Node) -> str:
         return f"{op_name(name)}({','.join(inner)})" if inner else op_name(name)
     if kind == "parallel":
         sep = " + " if args and args[0] == "sum" else " ∥ "
-        return "(" + sep.join(_layer(c) for c in kids) + ")"
+        return "(" + sep.join(layer_text(c) for c in kids) + ")"
     if kind == "compose":
         return "{" + _mod(kids[0]) + "}"
     raise ArchError(f"compact: {kind!r} is not a layer")
 
 
-def _block(node: Node) -> str:
+def block_text(node: Node) -> str:
+    """A block in compact notation: its placement prefix and its layer."""
     if node.kind != "block":
         raise ArchError(f"compact: expected a block, got {node.kind!r}")
     place, norm = node.args
-    return _block_prefix(place, norm) + _layer(node.children[0])
+    return block_prefix(place, norm) + layer_text(node.children[0])
 
 
 def _stage(node: Node) -> str:
     if node.kind == "repeat":
-        return f"{node.args[0]}×[" + " | ".join(_block(b) for b in node.children) + "]"
-    return _block(node)
+        return f"{node.args[0]}×[" + " | ".join(block_text(b) for b in node.children) + "]"
+    return block_text(node)
 
 
 def compact(arch: Arch | Node) -> str:

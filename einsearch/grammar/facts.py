@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from einsearch.grammar.compact import compact_text
+from einsearch.grammar.compact import compact
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,23 @@ class ArchFacts:
         return out
 
 
-def families(text: str) -> tuple[str, ...]:
-    """The mixer families of a canonical string's primitives (plus 'composed'); () if it does not parse."""
+@lru_cache(maxsize=4096)
+def parsed(text: str) -> Any:
+    """The `Arch` of a canonical string (parsed once per process), or None if this einsearch cannot parse it."""
     from einsearch.grammar import ArchError, parse
-    from einsearch.ops import get_op
 
     try:
-        arch = parse(text)
+        return parse(text)
     except ArchError:
+        return None
+
+
+def families(text: str) -> tuple[str, ...]:
+    """The mixer families of a canonical string's primitives (plus 'composed'); () if it does not parse."""
+    from einsearch.ops import get_op
+
+    arch = parsed(text)
+    if arch is None:
         return ()
     found = {FAMILY.get(get_op(name).category, get_op(name).category) for name in arch.ops()}
     if any(node.kind == "compose" for node in arch.root.walk()):
@@ -58,11 +67,15 @@ def arch_facts(text: str, task: str | None = None) -> ArchFacts:
     params = state = flops = None
     if task is not None:
         from einsearch.evaluators.task import TaskError, get_task
-        from einsearch.grammar import ArchError, check, parse
+        from einsearch.grammar import ArchError, check
 
         try:
-            report = check(parse(text), get_task(task))
+            arch = parsed(text)
+            if arch is None:
+                raise ArchError("does not parse")
+            report = check(arch, get_task(task))
             params, state, flops = report.params, report.state_size, report.flops_per_token
         except (ArchError, TaskError, ValueError, KeyError) as err:
             log.debug("facts of %.60s on %s: %s", text, task, err)
-    return ArchFacts(compact_text(text), params, state, flops, families(text))
+    arch = parsed(text)
+    return ArchFacts(compact(arch) if arch is not None else text, params, state, flops, families(text))
