@@ -98,7 +98,7 @@ def best_so_far_figure(data: ReportData) -> go.Figure:
 
 
 def learning_curves(data: ReportData, count: int = 8) -> go.Figure | None:
-    leaders = [p for p in data.leaders() if p.curve][:count]
+    leaders = [p for p in data.best_per_arch() if p.curve][:count]
     if not leaders:
         return None
     fig = go.Figure()
@@ -174,13 +174,13 @@ def block_diagram(p: Point) -> go.Figure | None:
             family = (families(f"net({root.args[0]}, block(pre:rms, {to_text(part)}))") or ("mlp",))[0]
             x0, x1 = j * width + 0.02, (j + 1) * width - 0.02
             fig.add_shape(type="rect", x0=x0, x1=x1, y0=row + 0.1, y1=row + 0.9, line=dict(color="#333"),
-                          fillcolor=FAMILY_COLOURS.get(family, "#ddd"), opacity=0.85)
+                          fillcolor=FAMILY_COLOURS.get(family, "#ddd"), opacity=0.55, layer="below")
             xs.append((x0 + x1) / 2), ys.append(row + 0.5), texts.append(label[:60])
             hovers.append(f"block {row + 1} {repeat}<br>{wrap(to_text(block))}")
         side = f"{repeat} {block_prefix(*block.args).rstrip(':') or 'pre-rms'}".strip()
         fig.add_annotation(x=-0.02, y=row + 0.5, text=side, showarrow=False, xanchor="right", font=dict(size=11))
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="text", text=texts, hovertext=hovers, hoverinfo="text",
-                             textfont=dict(color="white", size=12), showlegend=False))
+                             textfont=dict(color="#111", size=12), showlegend=False))
     fig.update_layout(title=f"winner, width {root.args[0]} (input at the bottom; each box is a residual block; "
                       "hover for its canonical form)", height=max(260, 44 * len(blocks) + 100),
                       xaxis=dict(visible=False, range=[-0.25, 1.02]), yaxis=dict(visible=False),

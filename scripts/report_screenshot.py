@@ -1,0 +1,59 @@
+"""Screenshot an einsearch HTML report with the system's headless Chromium (for docs/).
+
+    python scripts/report_screenshot.py report.html docs/report.png [--width 1400] [--height 2200]
+
+Needs Debian's chromium and chromium-driver and the `selenium` package (the dev extra).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+log = logging.getLogger("report_screenshot")
+
+
+def browser(width: int, height: int):
+    """A headless Chromium driven by the system chromedriver; RuntimeError if either is missing."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        raise RuntimeError("no chromium/chromedriver on PATH (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={width},{height}", "--hide-scrollbars"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=2200)
+    parser.add_argument("--section", default=None, help="Scroll to the element with this id first.")
+    args = parser.parse_args()
+    drv = browser(args.width, args.height)
+    try:
+        drv.get(args.report.resolve().as_uri())
+        drv.execute_script("return document.fonts ? document.fonts.ready : null")
+        if args.section:
+            drv.execute_script("document.getElementById(arguments[0]).scrollIntoView()", args.section)
+        drv.save_screenshot(str(args.out))
+    finally:
+        drv.quit()
+    log.info("wrote %s (%d bytes)", args.out, args.out.stat().st_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
