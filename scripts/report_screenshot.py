@@ -8,29 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 from pathlib import Path
 
 log = logging.getLogger("report_screenshot")
-
-
-def browser(width: int, height: int):
-    """A headless Chromium driven by the system chromedriver; RuntimeError if either is missing."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    if not binary or not driver:
-        raise RuntimeError("no chromium/chromedriver on PATH (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}", "--hide-scrollbars"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=options)
 
 
 def main() -> int:
@@ -42,7 +23,9 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=2200)
     parser.add_argument("--section", default=None, help="Scroll to the element with this id first.")
     args = parser.parse_args()
-    drv = browser(args.width, args.height)
+    from einsearch.report.browser import chromium
+
+    drv = chromium(args.width, args.height)
     try:
         drv.get(args.report.resolve().as_uri())
         drv.execute_script("return document.fonts ? document.fonts.ready : null")

@@ -17,7 +17,8 @@ from einsearch.storage.plots import best_so_far, pareto_front
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 FAMILY_COLOURS = {"attn": "#4c78a8", "rec": "#f58518", "ssm": "#54a24b", "conv": "#b279a2", "tokmlp": "#9d755d",
                   "composed": "#e45756", "mlp": "#bab0ac", "moe": "#72b7b2"}
-LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), hoverlabel=dict(align="left"))
+LAYOUT = dict(template="plotly_white", hovermode="closest", margin=dict(l=60, r=20, t=50, b=50),
+              hoverlabel=dict(align="left"))
 
 
 def wrap(text: str, width: int = 90) -> str:
