@@ -56,7 +56,9 @@ def families(text: str) -> tuple[str, ...]:
     found = {FAMILY.get(get_op(name).category, get_op(name).category) for name in arch.ops()}
     if any(node.kind == "compose" for node in arch.root.walk()):
         found.add("composed")
-    order = {name: i for i, name in enumerate(TOKEN_FAMILIES + tuple(FAMILY.values()))}
+    order: dict[str, int] = {}
+    for name in TOKEN_FAMILIES + tuple(FAMILY.values()):
+        order.setdefault(name, len(order))
     return tuple(sorted(found, key=lambda f: (order.get(f, len(order)), f)))
 
 

@@ -152,7 +152,9 @@ def _edges(store: Store, name: str, hashes: set[str]) -> list[tuple[str, str, st
     out = set()
     for arch_hash in hashes:
         parents, _ = store.lineage(arch_hash)
-        out.update((e.parent_hash, e.child_hash, e.op, name) for e in parents if e.search == name)
+        # a promotion to a higher fidelity (ASHA) is an edge to itself: not lineage
+        out.update((e.parent_hash, e.child_hash, e.op, name) for e in parents
+                   if e.search == name and e.parent_hash != e.child_hash)
     return sorted(out)
 
 
