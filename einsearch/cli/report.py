@@ -34,7 +34,8 @@ def plot(
 
 @app.command()
 def report(
-    names: list[str] = typer.Argument(..., help="The search(es): several are overlaid for comparison."),
+    names: list[str] = typer.Argument(..., metavar="SEARCH...", help="The search(es): several are overlaid for "
+                                      "comparison."),
     out: Path = typer.Option(Path("report.html"), "--output", "--out", "-o",
                              help="HTML file to write (a directory: DIR/index.html)."),
     compare: Optional[list[str]] = typer.Option(None, "--compare", "-c", help="Another search to overlay "

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 import typer
-from rich import box
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 

@@ -5,6 +5,7 @@ installer cannot be fetched here); `selenium` comes with the dev extra.
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from typing import Any
 
@@ -13,9 +14,7 @@ INSTALL_HINT = "apt-get install chromium chromium-driver, and pip install seleni
 
 def missing() -> str | None:
     """Why no headless browser can run here, or None when one can."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         return f"selenium is not installed ({INSTALL_HINT})"
     if not _binary():
         return f"no chromium on PATH ({INSTALL_HINT})"
