@@ -101,7 +101,7 @@ def export(
         source = export_source(arch, task, weights_file=weights_file.name if weights_file else None)
         if weights_file is not None:  # the exported reader must accept the file: check it now, not later
             load_weights(build(arch, task), str(weights_file))
-        output.write_text(source)
+        output.write_text(source, encoding="utf-8")
     except (ArchError, ExportError, TaskError) as err:
         fail(str(err))
     except OSError as err:

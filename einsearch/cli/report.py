@@ -1,4 +1,4 @@
-"""`einsearch plot NAME -o FILE.png` and `einsearch report NAME -o DIR`."""
+"""`einsearch plot NAME -o FILE.png` and `einsearch report NAME [NAME ...] [-o report.html]`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,21 +34,40 @@ def plot(
 
 @app.command()
 def report(
-    name: str = typer.Argument(..., help="The search's name."),
-    out: Path = typer.Option(..., "--output", "-o", help="Directory to write index.html (and its plot) into."),
-    top: int = typer.Option(20, "--top", "-k", help="Rows in the top table."),
+    names: list[str] = typer.Argument(..., metavar="SEARCH...", help="The search(es): several are overlaid for "
+                                      "comparison."),
+    out: Path = typer.Option(Path("report.html"), "--output", "--out", "-o",
+                             help="HTML file to write (a directory: DIR/index.html)."),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", "-c", help="Another search to overlay "
+                                                "(repeat for several); the same as naming it after the first."),
+    top: int = typer.Option(20, "--top", "-k", help="Rows in the leaderboard."),
+    png: bool = typer.Option(False, "--png", help="Also the static PNG of the first search (best so far and "
+                             "the Pareto front) beside the HTML file."),
     db: Optional[str] = DbOpt,
 ) -> None:
-    """An HTML page of a search: its plots and its top architectures."""
-    from einsearch.storage.report import write_report
+    """One self-contained interactive HTML file (works offline): leaderboard, Pareto fronts, best so far,
+    learning curves, lineage, the winner's blocks, shared primitives, fidelity correlation, failures."""
+    from einsearch.report import write_html_report
+    from einsearch.storage.plots import save_search_plot
 
-    if out.exists() and not out.is_dir():
-        fail(f"--output: {str(out)!r} exists and is not a directory")
+    searches = list(dict.fromkeys([*names, *(compare or [])]))
+    if out.is_dir() or not out.suffix:
+        out = out / "index.html"
+    elif out.suffix.lower() not in (".html", ".htm"):
+        fail(f"--output must be an .html file or a directory, got {str(out)!r}")
+    if not out.parent.is_dir():
+        if out.name == "index.html" and not out.parent.exists():
+            out.parent.mkdir(parents=True)
+        else:
+            fail(f"--output: directory {str(out.parent)!r} does not exist")
     if top < 1:
         fail(f"--top must be at least 1, got {top}")
     with opened_store(db) as store:
         try:
-            index = write_report(store, name, out, top=top)
+            path = write_html_report(store, searches, out, top=top)
+            if png:
+                picture = save_search_plot(searches[0], store.evaluations(searches[0]), out.with_suffix(".png"))
+                console.print(f"wrote {picture}", highlight=False)
         except ValueError as err:  # StoreError is one too (an unknown search)
             fail(str(err))
-    console.print(f"wrote {index}", highlight=False)
+    console.print(f"wrote {path}", highlight=False)

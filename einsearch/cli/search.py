@@ -7,7 +7,6 @@ from typing import Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from einsearch.cli.common import (DbOpt, MaxParamsOpt, app, console, default_db, err_console,
                                   fail, parse_count)
@@ -64,19 +63,23 @@ def _top_table(store: Any, name: str, stopped: str | None, top: int = 10) -> Non
     records = [r for r in store.evaluations(name) if r.status == "ok" and r.metric is not None]
     sign = 1 if not records or records[0].higher_is_better else -1
     records.sort(key=lambda r: (r.steps, sign * r.metric), reverse=True)
-    table = Table(title=f"search {name}: top {min(top, len(records))} (stopped: {stopped})")
-    for column in ("rank", "metric", "steps", "params", "hash", "architecture"):
-        table.add_column(column, overflow="fold")
-    seen = set()
+    from einsearch.cli.arch_table import arch_table
+    from einsearch.grammar.facts import arch_facts
+
+    rows, seen = [], set()
     for record in records:
         if record.arch_hash in seen:
             continue
         seen.add(record.arch_hash)
-        table.add_row(str(len(seen)), f"{record.metric:.4g}", str(record.steps),
-                      f"{record.params:,}" if record.params else "-", record.arch_hash, record.arch)
+        facts = arch_facts(record.arch, record.task)
+        rows.append({"rank": len(seen), "value": record.metric, "params": record.params,
+                     "state_size": facts.state_size, "flops_per_token": record.flops_per_token,
+                     "families": facts.families, "steps": record.steps, "evaluation": record.id, "arch_hash": record.arch_hash, "search": record.search,
+                     "compact": facts.compact})
         if len(seen) == top:
             break
-    console.print(table)
+    metric = (records[0].metric_name if records else None) or "metric"
+    console.print(arch_table(rows, title=f"search {name}: top {len(rows)} (stopped: {stopped})", metric=metric))
 
 
 # CLI option -> SearchConfig field, where the names differ.

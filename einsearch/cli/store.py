@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 import typer
-from rich import box
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -80,6 +79,7 @@ def leaderboard(
     with opened_store(db) as store:
         rows = [row.to_dict() for row in store.leaderboard(task=canonical_task(task), search=search, metric=metric,
                                                            max_params=budget, uses=uses or (), top=top)]
+    rows = [{**row, **_facts(row["arch"], row["task"])} for row in rows]
     if fmt == "json":
         for row in rows:
             emit_json(row)
@@ -88,17 +88,19 @@ def leaderboard(
         writer.writeheader()
         writer.writerows(rows)
     else:
+        from einsearch.cli.arch_table import arch_table
+
         metric_name = rows[0]["metric"] if rows else (metric or "metric")
         title = f"leaderboard: {len(rows)} architectures" + (f", task {task}" if task else "")
-        table = Table(title=title, box=box.SIMPLE_HEAD, caption="hash: its first 12 digits (enough for `einsearch show`)")
-        for col in ("#", metric_name, "params", "steps", "eval", "hash", "search", "architecture"):
-            table.add_column(col, no_wrap=True)
-        room = max(10, console.width - 72)  # cut to the terminal (`show HASH` or --format json has it all)
-        for row in rows:
-            table.add_row(str(row["rank"]), short(row["value"]), short(row["params"]), str(row["steps"]),
-                          str(row["evaluation"]), row["arch_hash"][:12], clip(row["search"] or "-", 12),
-                          clip(row["arch"], room))
-        console.print(table)
+        console.print(arch_table(rows, title=title, metric=metric_name))
+
+
+def _facts(arch: str, task: str) -> dict:
+    """The compact notation, decoding-state size and mixer families of a stored architecture."""
+    from einsearch.grammar.facts import arch_facts
+
+    facts = arch_facts(arch, task)
+    return {"compact": facts.compact, "state_size": facts.state_size, "families": list(facts.families)}
 
 
 @app.command()
@@ -106,17 +108,36 @@ def searches(json: bool = JsonOpt, db: Optional[str] = DbOpt) -> None:
     """Every search with its task, strategy, status and evaluation counts."""
     with opened_store(db) as store:
         rows = [summary.to_dict() for summary in store.searches()]
+        for row in rows:
+            best = store.leaderboard(search=row["name"], top=1)
+            row["best"] = best[0].score if best else None
+            row["best_arch"] = best[0].evaluation.arch if best else None
+    for row in rows:
+        row["best_compact"] = _facts(row["best_arch"], row["task"])["compact"] if row["best_arch"] else None
     if json:
         for row in rows:
             emit_json(row)
         return
+    from rich.text import Text
+
+    from einsearch.cli.arch_table import WIDE
+
+    wide = console.width >= WIDE
     table = Table(title=f"{len(rows)} searches", caption="done: successful evaluations (cache hits included) "
-                  "out of the budget")
-    for col in ("name", "strategy", "status", "done", "failed", "running", "cache hits"):
+                  "out of the budget" + ("; best: the best metric and its architecture" if wide else ""))
+    for col in ("name", "strategy", "status", "done", "failed", "running", "cache hits") + (("best",) if wide else ()):
         table.add_column(col, no_wrap=True)
     table.add_column("task", overflow="fold", min_width=20)
+    if wide:
+        table.add_column("best architecture", overflow="fold", min_width=24)
     for row in rows:
         done = f"{row['completed']}/{row['budget']}" if row["budget"] is not None else str(row["completed"])
-        table.add_row(row["name"], row["strategy"], row["status"], done, str(row["failed"]), str(row["running"]),
-                      str(row["cache_hits"]), row["task"])
+        cells = [row["name"], row["strategy"], row["status"], done, str(row["failed"]), str(row["running"]),
+                 str(row["cache_hits"])] + ([short(row["best"])] if wide else []) + [row["task"]]
+        table.add_row(*map(Text, cells), *([Text(row["best_compact"] or "-")] if wide else []))
     console.print(table)
+    if not wide and any(row["best_compact"] for row in rows):  # the architectures below, never cut
+        console.print("best of each search (`einsearch show HASH` gives the canonical string):")
+        for row in rows:
+            if row["best_compact"]:
+                console.print(Text(f"  {row['name']}: {short(row['best'])}  {row['best_compact']}"))

@@ -20,6 +20,7 @@ from einsearch.export.source import ExportError, SourceBundle
 from einsearch.export.wiring import Call, WiringWalker, recorded_call, render, targets
 from einsearch.grammar import modules as M
 from einsearch.grammar.check import check
+from einsearch.grammar.compact import compact
 from einsearch.grammar.parser import parse
 from einsearch.grammar.tree import Arch, to_text
 
@@ -45,6 +46,7 @@ def _header(arch: Arch, task: Task, params: int) -> str:
         f"Standalone PyTorch model exported by einsearch {einsearch.__version__}; it needs torch alone.",
         "",
         f"Architecture: {text}",
+        f"Compact:      {compact(arch)}",
         f"Task:         {spec}",
         f"Parameters:   {params:,}",
     ]

@@ -95,11 +95,18 @@ def test_plot_writes_a_png(cli, db, tmp_path):
 
 def test_report(cli, db, tmp_path):
     url, archs, _ = db
-    result = cli("report", "beta", "-o", str(tmp_path / "rep"), "--db", url)
+    result = cli("report", "beta", "-o", str(tmp_path / "rep"), "--db", url, "--png")
     assert result.exit_code == 0, result.output
     page = (tmp_path / "rep" / "index.html").read_text()
-    assert '<img src="search.png"' in page and archs[5].hash in page and "evolution" in page
-    assert (tmp_path / "rep" / "search.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Plotly.newPlot" in page and archs[5].hash[:12] in page and "evolution" in page
+    assert "cdn.plot.ly" not in page.split("</script>", 1)[1]  # the bundle is inline: nothing fetched
+    assert (tmp_path / "rep" / "index.png").read_bytes()[:4] == b"\x89PNG"
+    compared = cli("report", "alpha", "--compare", "beta", "-o", str(tmp_path / "both.html"), "--db", url)
+    assert compared.exit_code == 0, compared.output
+    both = (tmp_path / "both.html").read_text()
+    assert "einsearch report: alpha, beta" in both and "loss diverged" in both
+    assert cli("report", "alpha", "-o", str(tmp_path / "x.txt"), "--db", url).exit_code == 2
+    assert cli("report", "nope", "-o", str(tmp_path / "n.html"), "--db", url).exit_code == 2
 
 
 def test_newer_schema_exit_2(cli, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from einsearch import ArchError, parse
 from einsearch.export import ExportError, export_source
 from einsearch.export.wiring import literal
+from einsearch.grammar.compact import compact
 from einsearch.grammar.tree import Arch, Node
 from einsearch.ops import get_op
 from tests.export.cases import CAUSAL, NONCAUSAL, primitive_cases
@@ -35,6 +36,7 @@ def test_header_model_and_build():
     canonical = str(parse(GLU_ARCH))
     doc = ast.get_docstring(ast.parse(source))
     assert f"Architecture: {canonical}" in doc and f"Task:         {CAUSAL}" in doc
+    assert f"Compact:      {compact(parse(GLU_ARCH))}" in doc
     assert f"ARCH = {canonical!r}" in source and f"TASK = {CAUSAL!r}" in source
     assert "def build(weights: str | None = None) -> Model:" in source and "class Model(Net):" in source
     assert "Block(GLU(dim=32, causal=True, expand=4, act='swish'), 32, 'pre', 'rms')" in source
