@@ -19,7 +19,7 @@ COLUMNS = (("#", "rank", True), ("METRIC", "value", True), ("params", "params", 
 
 
 def _cell(key: str, value: Any) -> str:
-    from einsearch.cli.store import clip, short
+    from einsearch.cli.common import clip, short
 
     if key == "families":
         return "+".join(value or ()) or "-"

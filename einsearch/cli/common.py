@@ -4,13 +4,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from einsearch.errors import EinsearchError
+
+if TYPE_CHECKING:
+    from einsearch.storage import Store
 
 
 class _Commands(TyperGroup):
@@ -75,3 +79,33 @@ def parse_count(text: str | None, what: str) -> int | None:
     if value <= 0:
         fail(f"{what}: must be positive, got {text!r}")
     return int(value)
+
+
+def short(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and value >= 10_000:
+        return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+    return str(value)
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@contextmanager
+def opened_store(db: str | None, create: bool = False) -> Iterator["Store"]:
+    """The store at `db` (default: $EINSEARCH_DB or ./einsearch.db), which must exist unless `create`;
+    every command opens its store here. A database problem ends the command with one line, exit 2."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from einsearch.storage import Store
+
+    try:
+        with Store.open(db or default_db(), create=create) as store:
+            yield store
+    except SQLAlchemyError as err:
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()
+        fail(f"database error: {first[0] if first else type(err).__name__}")

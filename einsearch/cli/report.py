@@ -6,8 +6,7 @@ from typing import Optional
 
 import typer
 
-from einsearch.cli.common import DbOpt, app, console, fail
-from einsearch.cli.store import opened_store
+from einsearch.cli.common import DbOpt, app, console, fail, opened_store
 
 
 @app.command()

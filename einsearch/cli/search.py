@@ -64,7 +64,7 @@ def _top_table(store: Any, name: str, stopped: str | None, top: int = 10) -> Non
     sign = 1 if not records or records[0].higher_is_better else -1
     records.sort(key=lambda r: (r.steps, sign * r.metric), reverse=True)
     from einsearch.cli.arch_table import arch_table
-    from einsearch.grammar.facts import arch_facts
+    from einsearch.report.facts import arch_facts
 
     rows, seen = [], set()
     for record in records:

@@ -7,8 +7,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from einsearch.cli.common import DbOpt, JsonOpt, app, console, default_db, emit_json, fail
-from einsearch.cli.store import short
+from einsearch.cli.common import DbOpt, JsonOpt, app, console, default_db, emit_json, fail, short
 from einsearch.storage import ArchRecord, EvaluationRecord, Store, StoreError
 
 SPARKS = "▁▂▃▄▅▆▇█"

@@ -3,29 +3,13 @@ from __future__ import annotations
 
 import csv
 import sys
-from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from einsearch.cli.common import DbOpt, JsonOpt, MaxParamsOpt, app, console, default_db, emit_json, fail, parse_count
-from einsearch.storage import Store, StoreError
-
-
-@contextmanager
-def opened_store(db: str | None) -> Iterator[Store]:
-    """The store at `db` (default: $EINSEARCH_DB or ./einsearch.db), which must exist; any database
-    problem ends the command with one line and exit 2."""
-    try:
-        with Store.open(db or default_db(), create=False) as store:
-            yield store
-    except StoreError as err:
-        fail(str(err))
-    except SQLAlchemyError as err:
-        first = str(getattr(err, "orig", None) or err).strip().splitlines()
-        fail(f"database error: {first[0] if first else type(err).__name__}")
+from einsearch.cli.common import (DbOpt, JsonOpt, MaxParamsOpt, app, clip, console, emit_json, fail, opened_store,
+                                  parse_count, short)
 
 
 def canonical_task(spec: str | None) -> str | None:
@@ -41,20 +25,6 @@ def canonical_task(spec: str | None) -> str | None:
     except TaskError:
         return spec
     return spec if spec == task.spec.partition(":")[0] else task.spec
-
-
-def short(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, int) and value >= 10_000:
-        return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
-    return str(value)
-
-
-def clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @app.command()
@@ -97,7 +67,7 @@ def leaderboard(
 
 def _facts(arch: str, task: str) -> dict:
     """The compact notation, decoding-state size and mixer families of a stored architecture."""
-    from einsearch.grammar.facts import arch_facts
+    from einsearch.report.facts import arch_facts
 
     facts = arch_facts(arch, task)
     return {"compact": facts.compact, "state_size": facts.state_size, "families": list(facts.families)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
 
-from einsearch.grammar.facts import arch_facts, parsed
+from einsearch.report.facts import arch_facts, parsed
 from einsearch.storage.records import EvaluationRecord, SearchRecord
 from einsearch.storage.store import Store
 

@@ -16,7 +16,7 @@ from einsearch.storage.plots import best_so_far, pareto_front
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 FAMILY_COLOURS = {"attn": "#4c78a8", "rec": "#f58518", "ssm": "#54a24b", "conv": "#b279a2", "tokmlp": "#9d755d",
-                  "composed": "#e45756", "mlp": "#bab0ac", "moe": "#72b7b2"}
+                  "composed": "#e45756", "ffn": "#bab0ac", "moe": "#72b7b2"}
 LAYOUT = dict(template="plotly_white", hovermode="closest", margin=dict(l=60, r=20, t=50, b=50),
               hoverlabel=dict(align="left"))
 
@@ -156,7 +156,7 @@ def _blocks(root: Node) -> list[tuple[str, Node]]:
 def block_diagram(p: Point) -> go.Figure | None:
     """The winner drawn bottom-up: one box per block (parallel branches side by side), repeats marked."""
     from einsearch.grammar.compact import block_prefix, layer_text
-    from einsearch.grammar.facts import families, parsed
+    from einsearch.report.facts import families, parsed
     from einsearch.grammar.tree import to_text
 
     arch = parsed(p.arch)
@@ -172,7 +172,7 @@ def block_diagram(p: Point) -> go.Figure | None:
         width = 1.0 / len(parts)
         for j, part in enumerate(parts):
             label = layer_text(part)
-            family = (families(f"net({root.args[0]}, block(pre:rms, {to_text(part)}))") or ("mlp",))[0]
+            family = (families(f"net({root.args[0]}, block(pre:rms, {to_text(part)}))") or ("ffn",))[0]
             x0, x1 = j * width + 0.02, (j + 1) * width - 0.02
             fig.add_shape(type="rect", x0=x0, x1=x1, y0=row + 0.1, y1=row + 0.9, line=dict(color="#333"),
                           fillcolor=FAMILY_COLOURS.get(family, "#ddd"), opacity=0.55, layer="below")

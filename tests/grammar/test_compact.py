@@ -5,7 +5,7 @@ import random
 import pytest
 
 from einsearch import parse, sample
-from einsearch.evaluators import get_task
+from einsearch.tasks import get_task
 from einsearch.grammar.compact import KEY_SHORT, compact, compact_text, op_name
 from einsearch.grammar.mutate import change_hparam
 from einsearch.grammar.tree import Arch, Node

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from einsearch import check, parse, sample
-from einsearch.grammar.facts import arch_facts, families
+from einsearch.report.facts import arch_facts, families
 from einsearch.report.data import Point, baseline_name, fidelity_pairs, shared_primitives, spearman
 from einsearch.search.library import templates
 from einsearch.storage import Store

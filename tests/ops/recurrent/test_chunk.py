@@ -1,4 +1,4 @@
-"""The chunked scans of einsearch/ops/rec_chunk.py against plain step-by-step loops (float64)."""
+"""The chunked scans of einsearch/ops/recurrent/chunk.py against plain step-by-step loops (float64)."""
 from __future__ import annotations
 
 import pytest

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # Registry categories -> the family names a table shows ('composed' for compose(...) mixers).
 FAMILY = {"attention": "attn", "recurrent": "rec", "ssm": "ssm", "convolution": "conv", "token_mlp": "tokmlp",
-          "mlp": "mlp", "channel": "moe"}
+          "ffn": "ffn", "moe": "moe"}
 TOKEN_FAMILIES = ("attn", "rec", "ssm", "conv", "tokmlp", "composed")
 
 
@@ -68,7 +68,7 @@ def arch_facts(text: str, task: str | None = None) -> ArchFacts:
     primitive) is None, never an error: a table of stored results must always render."""
     params = state = flops = None
     if task is not None:
-        from einsearch.evaluators.task import TaskError, get_task
+        from einsearch.tasks import TaskError, get_task
         from einsearch.grammar import ArchError, check
 
         try:
