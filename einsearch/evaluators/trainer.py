@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from einsearch.errors import EinsearchError
 from einsearch.evaluators.aggregate import evaluate_members
 from einsearch.evaluators.allocator import keep_freed_memory
 from einsearch.tasks import Batch, Task, get_task
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 DIVERGENCE_FACTOR = 4.0  # a smoothed loss this many times the first one (plus 1 nat) has diverged
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(EinsearchError, RuntimeError):
     """A run that cannot go on (non-finite loss, divergence, a budget exceeded): its message is the reason."""
 
 

@@ -17,6 +17,8 @@ import inspect
 import sys
 from dataclasses import dataclass
 
+from einsearch.errors import EinsearchError
+
 INLINED_PACKAGE = "einsearch"
 KEPT_PACKAGES = ("torch",)
 # Decorators that only register things with einsearch, or add a compiled CPU fast path beside the
@@ -25,7 +27,7 @@ DROPPED_DECORATORS = {("einsearch.ops.registry", "register"), ("einsearch.tasks.
                       ("einsearch.ops.kernels.loader", "accelerated")}
 
 
-class ExportError(ValueError):
+class ExportError(EinsearchError, ValueError):
     """The architecture or task cannot be written out as standalone code. One line."""
 
 

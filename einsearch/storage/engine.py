@@ -18,6 +18,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from einsearch.errors import EinsearchError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -26,7 +28,7 @@ LOCK_RETRIES = 8
 WRITE_OPTION = "einsearch_write"  # execution option: this connection's transactions will write
 
 
-class StoreError(ValueError):
+class StoreError(EinsearchError, ValueError):
     """Bad database input or state (URL, schema, id, artifact); the message is one line."""
 
 
