@@ -32,7 +32,7 @@ def _open_store(db: str | None, create: bool = True) -> Any:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 
-def _run(config: Any, db: str, resume: bool) -> None:
+def _run(config: Any, db: str, resume: bool, task: Any = None) -> None:
     from einsearch.search.run import run_search
 
     store = _open_store(db)
@@ -51,7 +51,8 @@ def _run(config: Any, db: str, resume: bool) -> None:
                 err_console.print(f"[yellow]warning:[/] {strategy.warning}", highlight=False)
 
         try:
-            progress = run_search(config, store, resume=resume, db_url=db, on_progress=show, on_strategy=note)
+            progress = run_search(config, store, resume=resume, db_url=db, on_progress=show, on_strategy=note,
+                                  task=task)
         except KeyboardInterrupt:
             err_console.print(f"interrupted; continue with: einsearch resume {config.name}")
             raise typer.Exit(130)
@@ -184,11 +185,22 @@ def search_command(
 
 
 @app.command("resume")
-def resume_command(name: str = typer.Argument(..., help="The search to continue."), db: Optional[str] = DbOpt) -> None:
+def resume_command(name: str = typer.Argument(..., help="The search to continue."), db: Optional[str] = DbOpt,
+                   task: Optional[str] = typer.Option(None, "--task", "-t", help="The search's task, when it is "
+                                                      "not a registered one (a module:factory spec); the stored "
+                                                      "spec is never imported.")) -> None:
     """Continue a stopped search where it was: finished results kept, interrupted ones re-run."""
+    from einsearch.evaluators.task import TaskError, get_task
     from einsearch.search.run import stored_config
 
     store = _open_store(db, create=False)
     if store.find_search(name) is None:
         fail(f"no search named {name!r} in {store.where}")
-    _run(stored_config(store, name), db or default_db(), resume=True)
+    config = stored_config(store, name)
+    try:  # typed here: a factory may be imported; the stored spec only if it names a registered task
+        found = get_task(task) if task is not None else get_task(config.task, allow_factory=False)
+    except TaskError as err:
+        fail(f"--task: {err}" if task is not None else f"search {name!r}: {err}")
+    if task is not None and found.spec != config.task:
+        fail(f"--task {task!r} is not the task search {name!r} ran ({config.task[:60]!r})")
+    _run(config, db or default_db(), resume=True, task=found if task is not None else None)

@@ -65,8 +65,21 @@ def _result_of(record: Any) -> Result:
                   error=record.error)
 
 
-def _candidate_of(record: Any) -> Candidate:
-    return Candidate(arch=parse(record.arch), task=record.task, steps=record.steps, seed=record.seed)
+def _candidate_of(record: Any, task: str | None = None) -> Candidate:
+    """A stored evaluation as a candidate, on `task` (the search's own task spec) when given."""
+    return Candidate(arch=parse(record.arch), task=task or record.task, steps=record.steps, seed=record.seed)
+
+
+def _rerun_task(strategy: AskTell, stored: str) -> str:
+    """The task an interrupted evaluation is trained on again: the strategy's own (the search's task);
+    without one, the stored spec only if it is a registered task (a stored 'module:factory' spec would
+    import code named by the database)."""
+    own = getattr(getattr(strategy, "task", None), "spec", None)
+    if own:
+        return own
+    from einsearch.evaluators.task import get_task
+
+    return get_task(stored, allow_factory=False).spec
 
 
 class SearchLoop:
@@ -91,6 +104,7 @@ class SearchLoop:
         for record in self.store.evaluations(self.search):
             candidate = _candidate_of(record)
             if record.error == INTERRUPTED:
+                candidate = _candidate_of(record, _rerun_task(self.strategy, record.task))
                 if all(c.arch.hash != candidate.arch.hash or c.steps != candidate.steps for c in self.rerun):
                     self.rerun.append(candidate)
                     asked.append(candidate)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from einsearch.evaluators.task import get_task
+from einsearch.evaluators.task import Task, TaskError, get_task
 from einsearch.grammar import Limits
 from einsearch.search.fake import FakeExecutor
 from einsearch.search.library import baselines, get_baseline
@@ -64,27 +64,35 @@ def make_executor(config: SearchConfig) -> Any:
     return make(name, workers=config.workers, **options)
 
 
-def seeds(config: SearchConfig) -> list:
+def seeds(config: SearchConfig, task: Task | None = None) -> list:
+    task = task or config.task
     if not config.seed_with:
         return []
     if config.seed_with == "all":
-        return [arch for _, arch in baselines(config.task, max_params=config.max_params)]
-    return [get_baseline(name.strip(), config.task, max_params=config.max_params)
+        return [arch for _, arch in baselines(task, max_params=config.max_params)]
+    return [get_baseline(name.strip(), task, max_params=config.max_params)
             for name in config.seed_with.split(",") if name.strip()]
 
 
 def run_search(config: SearchConfig, store: Any, *, resume: bool = False, db_url: str | None = None,
                on_progress: Callable[[Progress], None] | None = None,
-               on_strategy: Callable[[Any], None] | None = None) -> Progress:
-    """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget."""
-    task = get_task(config.task)
+               on_strategy: Callable[[Any], None] | None = None, task: Task | None = None) -> Progress:
+    """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget.
+
+    A resumed search's configuration comes from the store, so its task must be a registered one: a
+    stored 'module:factory' spec is refused, never imported. Pass the `task` the user named (e.g. a
+    factory from `resume --task`) to use it instead; it must be the task the search ran."""
+    if task is None:
+        task = get_task(config.task, allow_factory=not resume)
+    elif resume and task.spec != config.task:
+        raise TaskError(f"--task {task.spec[:60]!r} is not the task search {config.name!r} ran ({config.task[:60]!r})")
     config = SearchConfig(**{**asdict(config), "task": task.spec})
     options = {"weights": read_weights(config.weights)} if config.weights else {}
     spec = config.strategy
     if options and not spec.startswith("pcfg-learn"):
         raise ValueError("--weights seeds only the pcfg-learn strategy")
     strategy = make_strategy(spec, task, steps=config.steps, seed=config.seed,
-                             limits=Limits(max_params=config.max_params), initial=seeds(config),
+                             limits=Limits(max_params=config.max_params), initial=seeds(config, task),
                              train_seed=config.train_seed, storage=db_url, study_name=f"einsearch:{config.name}",
                              fidelity=config.fidelity, extra=options)
     executor = make_executor(config)
