@@ -29,6 +29,8 @@ def plot(
         save_search_plot(name, evals, out)
     except ValueError as err:
         fail(str(err))
+    except OSError as err:
+        fail(f"--output: cannot write {str(out)!r}: {err.strerror or err}")
     console.print(f"wrote {out}", highlight=False)
 
 
@@ -51,4 +53,6 @@ def report(
             index = write_report(store, name, out, top=top)
         except ValueError as err:  # StoreError is one too (an unknown search)
             fail(str(err))
+        except OSError as err:
+            fail(f"--output: cannot write {str(err.filename or out)!r}: {err.strerror or err}")
     console.print(f"wrote {index}", highlight=False)

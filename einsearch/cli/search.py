@@ -98,6 +98,8 @@ def load_config_file(path: str) -> dict[str, Any]:
         fail(f"--config {path}: {err.strerror or err}")
     except tomllib.TOMLDecodeError as err:
         fail(f"--config {path}: not valid TOML ({err})")
+    except UnicodeDecodeError as err:
+        fail(f"--config {path}: not UTF-8 text (byte {err.start}); a TOML file must be UTF-8")
     data = data.get("search", data)
     known = set(SearchConfig.__dataclass_fields__) | set(_FIELD)
     values = {}
@@ -134,6 +136,10 @@ def _to_config(values: dict[str, Any], where: str) -> Any:
             fail(f"{where}{key}: must be >= 1")
     if values.get("keep_weights", 0) < 0:
         fail(f"{where}keep-weights: must be >= 0")
+    if "name" in values and (not values["name"].strip() or not values["name"].isprintable()
+                             or values["name"] != values["name"].strip()):
+        fail(f"{where}name: a search name must be printable, without surrounding spaces, and not empty; "
+             f"got {values['name']!r}")
     values.setdefault("task", "toy-causal")  # as on every other command
     strategy = values.get("strategy", SearchConfig.strategy)
     values.setdefault("name", f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}")
@@ -181,7 +187,13 @@ def search_command(
     values = load_config_file(config_file) if config_file else {}
     values |= {k: v for k, v in given.items() if v is not None}
     config = _to_config(values, f"--config {config_file}: " if config_file else "--")
-    _run(config, db or default_db(), resume=False)
+    from einsearch.evaluators.task import TaskError, get_task
+
+    try:  # before the progress bar: a bad task is one line
+        found = get_task(config.task)
+    except TaskError as err:
+        fail(f"--task: {err}")
+    _run(config, db or default_db(), resume=False, task=found)
 
 
 @app.command("resume")

@@ -11,7 +11,8 @@ from rich import box
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from einsearch.cli.common import DbOpt, JsonOpt, MaxParamsOpt, app, console, default_db, emit_json, fail, parse_count
+from einsearch.cli.common import (DbOpt, JsonOpt, MaxParamsOpt, app, console, default_db, emit_json, err_console, fail,
+                                  parse_count)
 from einsearch.storage import Store, StoreError
 
 
@@ -78,8 +79,19 @@ def leaderboard(
         fail(f"--top must be at least 1, got {top}")
     budget = parse_count(max_params, "--max-params")
     with opened_store(db) as store:
+        if search is not None and store.find_search(search) is None:
+            fail(f"--search: no search named {search!r} in {store.where}")
+        if metric is not None and not store.has_metric(metric):
+            fail(f"--metric: no evaluation reports a metric named {metric!r} (main metrics: "
+                 f"{', '.join(store.metric_names()) or 'none yet'})")
         rows = [row.to_dict() for row in store.leaderboard(task=canonical_task(task), search=search, metric=metric,
                                                            max_params=budget, uses=uses or (), top=top)]
+    filters = {"--task": task, "--search": search, "--metric": metric, "--max-params": max_params,
+               "--uses": ",".join(uses or ()) or None}
+    given = ", ".join(f"{k} {v}" for k, v in filters.items() if v is not None)
+    if not rows and given:
+        err_console.print(f"nothing matched: no finished evaluation with {given}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     if fmt == "json":
         for row in rows:
             emit_json(row)

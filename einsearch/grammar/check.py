@@ -22,11 +22,13 @@ from torch import nn
 
 from einsearch.evaluators.task import Task, get_task
 from einsearch.grammar import modules as M
-from einsearch.grammar.tree import Arch, ArchError, Node, to_text
+from einsearch.grammar.tree import (MAX_BLOCKS, MAX_REPEAT, MAX_WIDTH, MIN_WIDTH, Arch, ArchError, Node,
+                                    to_text)
 from einsearch.ops import count_params, create, get_op
 from einsearch.ops.common import make_norm
 
 MIX_LN_SHARE = 0.25  # Mix-LN: the first floor(share * blocks) `mixln` blocks are post-norm
+MAX_BUILD_PARAMS = 4 * 10**9  # build refuses a model larger than this (16 GB of float32 weights)
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,21 @@ class Walker:
 
     # ---- structure ----------------------------------------------------------------------------
     def blocks(self, root: Node) -> list[Node]:
-        out: list[Node] = []
+        total = 0  # counted before anything is expanded
         for stage in root.children:
             if stage.kind == "repeat":
                 times = stage.args[0]
-                if times < 1:
-                    raise ArchError(f"in {_short(stage)}: repeat count must be >= 1")
-                out.extend(list(stage.children) * times)
+                if not isinstance(times, int) or not 1 <= times <= MAX_REPEAT:
+                    raise ArchError(f"in {_short(stage)}: repeat count must be 1..{MAX_REPEAT}")
+                total += times * len(stage.children)
+            else:
+                total += 1
+        if total > MAX_BLOCKS:
+            raise ArchError(f"the net has {total:,} blocks with its repeats expanded, limit {MAX_BLOCKS}")
+        out: list[Node] = []
+        for stage in root.children:
+            if stage.kind == "repeat":
+                out.extend(list(stage.children) * stage.args[0])
             else:
                 out.append(stage)
         return out
@@ -240,8 +250,8 @@ def _walk(arch: Arch, task: Task, build: bool) -> tuple[Report, nn.Module | None
     if root.kind != "net" or not root.children:
         raise ArchError("an architecture is net(width, stage, ...) with at least one stage")
     dim = root.args[0]
-    if not 8 <= dim <= 8192:
-        raise ArchError(f"net width must be 8..8192, got {dim}")
+    if not isinstance(dim, int) or not MIN_WIDTH <= dim <= MAX_WIDTH:
+        raise ArchError(f"net width must be {MIN_WIDTH}..{MAX_WIDTH}, got {dim}")
     walker = Walker(task, dim, build)
     block_nodes = walker.blocks(root)
     infos = [walker.block(b, i, len(block_nodes)) for i, b in enumerate(block_nodes)]
@@ -264,5 +274,10 @@ def check(arch: Arch | str, task: Task | str) -> Report:
 
 
 def build(arch: Arch | str, task: Task | str) -> nn.Module:
-    """The whole model for `task` (stem, backbone, head); raises ArchError."""
-    return _walk(_as_arch(arch), get_task(task), build=True)[1]
+    """The whole model for `task` (stem, backbone, head); raises ArchError. Its size is counted first
+    (no allocation), and a model over MAX_BUILD_PARAMS parameters is refused."""
+    arch, task = _as_arch(arch), get_task(task)
+    params = _walk(arch, task, build=False)[0].params
+    if params > MAX_BUILD_PARAMS:
+        raise ArchError(f"the model would have {params:,} parameters; build refuses more than {MAX_BUILD_PARAMS:,}")
+    return _walk(arch, task, build=True)[1]
