@@ -28,6 +28,7 @@ from einsearch.ops import count_params, create, get_op
 from einsearch.ops.common import make_norm
 
 MIX_LN_SHARE = 0.25  # Mix-LN: the first floor(share * blocks) `mixln` blocks are post-norm
+MAX_AXIS = 1 << 20  # channels (or positions) any fundamental operation may produce
 MAX_BUILD_PARAMS = 4 * 10**9  # build refuses a model larger than this (16 GB of float32 weights)
 
 
@@ -139,8 +140,10 @@ class Walker:
     def real(self, node: Node, mode: str, width: Fraction) -> int:
         unit = self.dim if mode == "chan" else self.seq_len
         size = width * unit
+        axis = "D" if mode == "chan" else "L"
+        if size > MAX_AXIS:
+            raise ArchError(f"in {_short(node)}: width {float(width):g}*{axis} is over {MAX_AXIS:,} channels")
         if size.denominator != 1 or size < 1:
-            axis = "D" if mode == "chan" else "L"
             raise ArchError(f"in {_short(node)}: width {width}*{axis} = {float(size):g} is not a "
                             f"whole number of channels ({axis} = {unit})")
         return int(size)

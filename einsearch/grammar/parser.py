@@ -130,9 +130,8 @@ class _ToTree(Transformer):
             raise ArchError(f"{_where(width)}: bad width {text!r}") from None
         if value <= 0:
             raise ArchError(f"{_where(width)}: linear width must be positive, got {text}")
-        if not Fraction(1, MAX_LINEAR) <= value <= MAX_LINEAR:
-            raise ArchError(f"{_where(width)}: linear width must be 1/{MAX_LINEAR}..{MAX_LINEAR} "
-                            f"(times the axis), got {text}")
+        if value > MAX_LINEAR:
+            raise ArchError(f"{_where(width)}: linear width must be at most {MAX_LINEAR} (times the axis), got {text}")
         return Node("linear", (value,))
 
     def conv(self, meta, kernel):

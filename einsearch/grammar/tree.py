@@ -35,7 +35,7 @@ MAX_REPEAT = 1024  # repeat(times, ...)
 MAX_BLOCKS = 4096  # residual blocks of a whole net, repeats expanded
 MAX_KERNEL = 64  # conv(kernel)
 MAX_SHIFT = 1 << 20  # shift(k); a task's sequence length bounds it further
-MAX_LINEAR = 64  # linear(width): at most 64 x the axis unit, and at least 1 / MAX_LINEAR of it
+MAX_LINEAR = 64  # linear(width): at most 64 x the axis unit
 MAX_NUMBER_CHARS = 24  # a numeral longer than this is refused before it is converted
 
 
