@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from fractions import Fraction
 from importlib import resources
 from typing import Any
@@ -9,11 +10,12 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
-from einsearch.grammar.tree import (MAX_KERNEL, MAX_LINEAR, MAX_NUMBER_CHARS, MAX_REPEAT, MAX_SHIFT, MAX_WIDTH,
-                                    MIN_WIDTH, ArchError, Node)
+from einsearch.grammar.tree import (MAX_BLOCKS, MAX_KERNEL, MAX_LINEAR, MAX_NUMBER_CHARS, MAX_REPEAT, MAX_SHIFT,
+                                    MAX_WIDTH, MIN_WIDTH, ArchError, Node)
 from einsearch.ops import get_op
 
 MAX_TEXT = 200_000  # characters; longer input is refused before parsing
+BLOCK_CALL = re.compile(r"\bblock\s*\(")
 
 
 @functools.lru_cache(maxsize=1)
@@ -162,6 +164,9 @@ def parse_tree(text: str) -> Node:
         raise ArchError(f"an architecture is a string, got {type(text).__name__}")
     if len(text) > MAX_TEXT:
         raise ArchError(f"architecture text is too long ({len(text)} characters, limit {MAX_TEXT})")
+    spelled = len(BLOCK_CALL.findall(text))  # a lower bound on the blocks, before the (slower) parse
+    if spelled > MAX_BLOCKS:
+        raise ArchError(f"the net has at least {spelled:,} blocks, limit {MAX_BLOCKS}")
     try:
         tree = grammar_parser().parse(text)
     except UnexpectedEOF as err:
