@@ -32,7 +32,7 @@ class ArchError(ValueError):
 # column) and again before anything is expanded or built (check), so no input can ask for unbounded work.
 MIN_WIDTH, MAX_WIDTH = 8, 8192  # net(width, ...)
 MAX_REPEAT = 256  # repeat(times, ...)
-MAX_BLOCKS = 512  # residual blocks of a whole net, repeats expanded (sampling defaults to 8)
+MAX_BLOCKS = 256  # residual blocks of a whole net, repeats expanded (sampling defaults to 8)
 MAX_KERNEL = 64  # conv(kernel)
 MAX_SHIFT = 1 << 20  # shift(k); a task's sequence length bounds it further
 MAX_LINEAR = 64  # linear(width): at most 64 x the axis unit

@@ -19,7 +19,7 @@ TASK = get_task("toy-causal:vocab=16,seq=16")
 NONCAUSAL = get_task("toy-classify:vocab=16,seq=16")
 SEEDS = [str(a) for a in sample(40, seed=5, task=TASK, max_params=200_000, max_blocks=6)] + \
         [str(a) for a in sample(20, seed=6, task=NONCAUSAL, max_params=200_000, max_blocks=6)]
-REAL_BUILD_PARAMS = 1_000_000  # larger models are built on the meta device (no memory, same modules)
+REAL_BUILD_PARAMS = 20_000_000  # larger models are built on the meta device (no memory, same modules)
 # Pieces a careless or hostile user might type into an architecture.
 TOKENS = ["(", ")", ",", " ", "net(", "repeat(", "block(", "parallel(", "compose(", "seq(", "branch(", "split(",
           "attend(", "permute(", "linear(", "conv(", "act(", "norm(", "shift(", "id", "pre:rms", "post:ln",
