@@ -1,5 +1,5 @@
 """Mutated architecture strings through parse, check and build: every one either builds, or raises an
-ArchError that says where (line and column, or the subexpression), within a second. 200 cases in the
+ArchError that says where (line and column, or the subexpression), within a second of CPU time. 200 cases in the
 default run, 10,000 with `pytest -m slow`."""
 from __future__ import annotations
 
@@ -112,10 +112,10 @@ def parse_check_build(text: str, task) -> str:
 
 def _property(case: tuple[str, str]) -> None:
     text, mode = case
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy shared machine stretches the wall clock, not this
     outcome = parse_check_build(text, TASK if mode == "causal" else NONCAUSAL)
-    took = time.perf_counter() - started
-    assert took < 1.0, f"{took:.2f} s for {text!r}"
+    took = time.process_time() - started
+    assert took < 1.0, f"{took:.2f} s of CPU for {text!r}"
     if outcome != "built":
         assert "\n" not in outcome, f"a multi-line error for {text!r}: {outcome!r}"
         assert not outcome.startswith("bad architecture:"), f"an unexpected error inside the parser: {outcome}"
@@ -146,7 +146,7 @@ def test_ten_thousand_mutated_strings(case):
     "net(" * 5000,
 ])
 def test_hostile_strings_fail_fast_with_a_position(text):
-    started = time.perf_counter()
+    started = time.process_time()
     outcome = parse_check_build(text, TASK)
     assert outcome != "built" and says_where(outcome) and "\n" not in outcome, outcome
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
