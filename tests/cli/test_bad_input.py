@@ -122,9 +122,9 @@ def test_db_naming_a_directory(cli, tmp_path):
 @pytest.mark.parametrize("command", ["check", "export"])
 def test_huge_numbers_fail_fast_with_one_line(cli, tmp_path, arch, command):
     args = ["check", arch] if command == "check" else ["export", "--arch", arch, "-o", str(tmp_path / "m.py")]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the wall clock of a busy shared machine says little
     line = _one_line(cli(*args, "--task", "toy-causal"))
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert "error:" in line
     assert "column" in line or "blocks" in line  # where it is, or how many blocks it would expand to
     assert not (tmp_path / "m.py").exists()

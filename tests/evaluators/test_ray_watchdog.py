@@ -78,7 +78,7 @@ def test_orphans_of_a_killed_driver_are_killed(tmp_path):
     try:
         took = _kill_and_wait(driver, others, within=10)
         assert not _alive(others), "processes outlived their driver"
-        assert took < 3
+        assert took < 5  # it looks every INTERVAL seconds (Ray's own agents take over a minute)
     finally:
         ray_watchdog.kill_recorded(left)
 
