@@ -11,6 +11,7 @@ from einsearch.cli.common import (JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, 
 from einsearch.tasks import TaskError, get_task, list_tasks
 from einsearch.grammar import ArchError, check, parse, sample
 from einsearch.grammar.render import tree
+from einsearch.grammar.tree import MAX_BLOCKS
 from einsearch.ops import list_ops
 
 
@@ -82,6 +83,8 @@ def sample_cmd(
     """Sample architectures from the grammar (reproducible from --seed)."""
     if n < 0:
         fail(f"-n must be >= 0, got {n}")
+    if not 1 <= max_blocks <= MAX_BLOCKS:
+        fail(f"--max-blocks must be 1..{MAX_BLOCKS}, got {max_blocks}")
     task_obj = _task(task)
     try:
         archs = sample(n, seed=seed, task=task_obj, max_params=parse_count(max_params, "--max-params"),

@@ -31,7 +31,7 @@ def _open_store(db: str | None, create: bool = True) -> Any:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 
-def _run(config: Any, db: str, resume: bool) -> None:
+def _run(config: Any, db: str, resume: bool, task: Any = None) -> None:
     from einsearch.search.run import run_search
 
     store = _open_store(db)
@@ -50,7 +50,8 @@ def _run(config: Any, db: str, resume: bool) -> None:
                 err_console.print(f"[yellow]warning:[/] {strategy.warning}", highlight=False)
 
         try:
-            progress = run_search(config, store, resume=resume, db_url=db, on_progress=show, on_strategy=note)
+            progress = run_search(config, store, resume=resume, db_url=db, on_progress=show, on_strategy=note,
+                                  task=task)
         except KeyboardInterrupt:
             err_console.print(f"interrupted; continue with: einsearch resume {config.name}")
             raise typer.Exit(130)
@@ -100,6 +101,8 @@ def load_config_file(path: str) -> dict[str, Any]:
         fail(f"--config {path}: {err.strerror or err}")
     except tomllib.TOMLDecodeError as err:
         fail(f"--config {path}: not valid TOML ({err})")
+    except UnicodeDecodeError as err:
+        fail(f"--config {path}: not UTF-8 text (byte {err.start}); a TOML file must be UTF-8")
     data = data.get("search", data)
     known = set(SearchConfig.__dataclass_fields__) | set(_FIELD)
     values = {}
@@ -136,6 +139,10 @@ def _to_config(values: dict[str, Any], where: str) -> Any:
             fail(f"{where}{key}: must be >= 1")
     if values.get("keep_weights", 0) < 0:
         fail(f"{where}keep-weights: must be >= 0")
+    if "name" in values and (not values["name"].strip() or not values["name"].isprintable()
+                             or values["name"] != values["name"].strip()):
+        fail(f"{where}name: a search name must be printable, without surrounding spaces, and not empty; "
+             f"got {values['name']!r}")
     values.setdefault("task", "toy-causal")  # as on every other command
     strategy = values.get("strategy", SearchConfig.strategy)
     values.setdefault("name", f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}")
@@ -183,15 +190,32 @@ def search_command(
     values = load_config_file(config_file) if config_file else {}
     values |= {k: v for k, v in given.items() if v is not None}
     config = _to_config(values, f"--config {config_file}: " if config_file else "--")
-    _run(config, db or default_db(), resume=False)
+    from einsearch.tasks import TaskError, get_task
+
+    try:  # before the progress bar: a bad task is one line
+        found = get_task(config.task)
+    except TaskError as err:
+        fail(f"--task: {err}")
+    _run(config, db or default_db(), resume=False, task=found)
 
 
 @app.command("resume")
-def resume_command(name: str = typer.Argument(..., help="The search to continue."), db: Optional[str] = DbOpt) -> None:
+def resume_command(name: str = typer.Argument(..., help="The search to continue."), db: Optional[str] = DbOpt,
+                   task: Optional[str] = typer.Option(None, "--task", "-t", help="The search's task, when it is "
+                                                      "not a registered one (a module:factory spec); the stored "
+                                                      "spec is never imported.")) -> None:
     """Continue a stopped search where it was: finished results kept, interrupted ones re-run."""
+    from einsearch.tasks import TaskError, get_task
     from einsearch.search.run import stored_config
 
     store = _open_store(db, create=False)
     if store.find_search(name) is None:
         fail(f"no search named {name!r} in {store.where}")
-    _run(stored_config(store, name), db or default_db(), resume=True)
+    config = stored_config(store, name)
+    try:  # typed here: a factory may be imported; the stored spec only if it names a registered task
+        found = get_task(task) if task is not None else get_task(config.task, allow_factory=False)
+    except TaskError as err:
+        fail(f"--task: {err}" if task is not None else f"search {name!r}: {err}")
+    if task is not None and found.spec != config.task:
+        fail(f"--task {task!r} is not the task search {name!r} ran ({config.task[:60]!r})")
+    _run(config, db or default_db(), resume=True, task=found if task is not None else None)

@@ -109,6 +109,12 @@ def _peak_memory(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # process peak RSS (Linux: KiB)
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """An allocation failure: CUDA's 'out of memory', the CPU allocator's "can't allocate memory"."""
+    text = str(err)
+    return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
 def _better(task: Task, a: float, b: float | None) -> bool:
     return b is None or (a > b if task.higher_is_better else a < b)
 
@@ -169,7 +175,7 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
         return Result.failure(f"out of memory: {err}", curve=curve, wall_time_s=time.perf_counter() - started, **base)
     except Exception as err:  # an exception in a primitive or a task: the candidate fails, the search goes on
         log.debug("training failed", exc_info=True)
-        reason = f"out of memory: {err}" if "out of memory" in str(err) else f"{type(err).__name__}: {err}"
+        reason = f"out of memory: {err}" if _out_of_memory(err) else f"{type(err).__name__}: {err}"
         return Result.failure(reason, curve=curve, train_time_s=train_time,
                               wall_time_s=time.perf_counter() - started, **base)
     metrics = [m for _, m in curve]

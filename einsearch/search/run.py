@@ -6,6 +6,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from einsearch.errors import UsageError
 from einsearch.evaluators import executor as evaluators
 from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits
@@ -14,7 +15,7 @@ from einsearch.search.loop import Progress, SearchLoop
 from einsearch.search.strategies.pcfg_learn import read_weights
 from einsearch.search.store import Store
 from einsearch.search.registry import make_strategy
-from einsearch.tasks import Task, get_task
+from einsearch.tasks import Task, TaskError, get_task
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,21 @@ def seeds(config: SearchConfig, task: Task) -> list[Arch]:
 
 def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_url: str | None = None,
                on_progress: Callable[[Progress], None] | None = None,
-               on_strategy: Callable[[Any], None] | None = None) -> Progress:
-    """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget."""
-    task = get_task(config.task)
+               on_strategy: Callable[[Any], None] | None = None, task: Task | None = None) -> Progress:
+    """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget.
+
+    A resumed search's configuration comes from the store, so its task must be a registered one: a
+    stored 'module:factory' spec is refused, never imported. Pass the `task` the user named (e.g. a
+    factory from `resume --task`) to use it instead; it must be the task the search ran."""
+    if task is None:
+        task = get_task(config.task, allow_factory=not resume)
+    elif resume and task.spec != config.task:
+        raise TaskError(f"--task {task.spec[:60]!r} is not the task search {config.name!r} ran ({config.task[:60]!r})")
     config = SearchConfig(**{**asdict(config), "task": task.spec})
     options = {"weights": read_weights(config.weights)} if config.weights else {}
     spec = config.strategy
     if options and not spec.startswith("pcfg-learn"):
-        raise ValueError("--weights seeds only the pcfg-learn strategy")
+        raise UsageError("--weights seeds only the pcfg-learn strategy")
     strategy = make_strategy(spec, task, steps=config.steps, seed=config.seed,
                              limits=Limits(max_params=config.max_params), initial=seeds(config, task),
                              train_seed=config.train_seed, storage=db_url, study_name=f"einsearch:{config.name}",
