@@ -10,7 +10,7 @@ from rich.table import Table
 from einsearch.cli.common import JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail, parse_count
 from einsearch.tasks import TaskError, get_task
 from einsearch.evaluators.types import Candidate, Result
-from einsearch.grammar import ArchError, check, parse
+from einsearch.grammar import check, parse
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +20,9 @@ def _arch(text: str, task) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_]*", text.strip()):
         from einsearch.search.library import get_baseline
 
-        try:
-            return str(get_baseline(text.strip(), task))
-        except ValueError as err:
-            fail(str(err))
-    try:
-        arch = parse(text)
-        check(arch, task)
-    except ArchError as err:
-        fail(str(err))
+        return str(get_baseline(text.strip(), task))
+    arch = parse(text)
+    check(arch, task)
     return str(arch)
 
 
@@ -98,10 +92,7 @@ def evaluate(
         fail(f"--executor must be local or ray, got {executor!r}")
     if time_limit is not None and time_limit <= 0:
         fail(f"--time-limit must be positive, got {time_limit}")
-    try:
-        task_obj = get_task(task)
-    except TaskError as err:
-        fail(str(err))
+    task_obj = get_task(task)
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
     result = _run(candidate, executor, ray_address, device=device, time_limit=time_limit,
                   max_params=parse_count(max_params, "--max-params"))

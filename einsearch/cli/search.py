@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from einsearch.cli.common import (DbOpt, MaxParamsOpt, app, console, default_db, err_console,
-                                  fail, parse_count)
+from einsearch.cli.common import (DbOpt, MaxParamsOpt, app, console, default_db, err_console, fail, opened_store,
+                                  parse_count)
 
 
 def parse_duration(text: str | None, what: str = "--time-limit") -> float | None:
@@ -22,19 +22,14 @@ def parse_duration(text: str | None, what: str = "--time-limit") -> float | None
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
-def _open_store(db: str | None, create: bool = True) -> Any:
-    from einsearch.storage.store import Store
-
-    try:
-        return Store.open(db or default_db(), create=create)
-    except Exception as err:  # StoreError and driver errors: one line
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-
-
 def _run(config: Any, db: str, resume: bool, task: Any = None) -> None:
+    with opened_store(db, create=True) as store:
+        _run_in(store, config, db, resume, task)
+
+
+def _run_in(store: Any, config: Any, db: str, resume: bool, task: Any) -> None:
     from einsearch.search.run import run_search
 
-    store = _open_store(db)
     columns = [TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*columns, console=err_console, transient=False) as bar:
@@ -55,8 +50,6 @@ def _run(config: Any, db: str, resume: bool, task: Any = None) -> None:
         except KeyboardInterrupt:
             err_console.print(f"interrupted; continue with: einsearch resume {config.name}")
             raise typer.Exit(130)
-        except ValueError as err:
-            fail(str(err))
     _top_table(store, config.name, progress.stopped)
 
 
@@ -116,9 +109,7 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 def _to_config(values: dict[str, Any], where: str) -> Any:
     """Option values (CLI over file) -> a validated SearchConfig; one clear line on bad input."""
-    from dataclasses import fields
-
-    from einsearch.search.run import SearchConfig
+    from einsearch.search.run import SearchConfig, validated_config
 
     values = {_FIELD.get(k, k): v for k, v in values.items()}
     if isinstance(values.get("max_params"), (str, float)):
@@ -126,27 +117,10 @@ def _to_config(values: dict[str, Any], where: str) -> Any:
     for key in ("time_limit_s", "candidate_time_limit_s"):
         if isinstance(values.get(key), str):
             values[key] = parse_duration(values[key], where + key.removesuffix("_s").replace("_", "-"))
-    types = {f.name: f.type for f in fields(SearchConfig)}
-    for key, value in values.items():
-        expected = types[key].split(" | ")[0]
-        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-              "str": isinstance(value, str)}[expected]
-        if not ok and value is not None:
-            fail(f"{where}{key.replace('_', '-')}: expected {expected}, got {value!r}")
-    for key in ("budget", "workers", "steps"):
-        if values.get(key, 1) < 1:
-            fail(f"{where}{key}: must be >= 1")
-    if values.get("keep_weights", 0) < 0:
-        fail(f"{where}keep-weights: must be >= 0")
-    if "name" in values and (not values["name"].strip() or not values["name"].isprintable()
-                             or values["name"] != values["name"].strip()):
-        fail(f"{where}name: a search name must be printable, without surrounding spaces, and not empty; "
-             f"got {values['name']!r}")
     values.setdefault("task", "toy-causal")  # as on every other command
     strategy = values.get("strategy", SearchConfig.strategy)
     values.setdefault("name", f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}")
-    return SearchConfig(**values)
+    return validated_config(values, where)
 
 
 @app.command("search")
@@ -208,10 +182,10 @@ def resume_command(name: str = typer.Argument(..., help="The search to continue.
     from einsearch.tasks import TaskError, get_task
     from einsearch.search.run import stored_config
 
-    store = _open_store(db, create=False)
-    if store.find_search(name) is None:
-        fail(f"no search named {name!r} in {store.where}")
-    config = stored_config(store, name)
+    with opened_store(db) as store:
+        if store.find_search(name) is None:
+            fail(f"no search named {name!r} in {store.where}")
+        config = stored_config(store, name)
     try:  # typed here: a factory may be imported; the stored spec only if it names a registered task
         found = get_task(task) if task is not None else get_task(config.task, allow_factory=False)
     except TaskError as err:

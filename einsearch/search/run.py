@@ -3,8 +3,10 @@ The CLI's `search` and `resume` call `run_search`; so can Python code."""
 from __future__ import annotations
 
 import logging
+import types
+import typing
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from einsearch.errors import UsageError
 from einsearch.evaluators import executor as evaluators
@@ -46,6 +48,55 @@ class SearchConfig:
     num_gpus: float = 0  # per candidate; fractional packs several candidates on one GPU
     max_retries: int = 1  # re-runs of a candidate whose worker died
     keep_weights: int = 3  # trained weights saved (safetensors) for the search's best K candidates
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether an option value is of a config field's declared type (int never accepts a bool)."""
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value) if args else True
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in typing.get_args(hint) if a is not type(None)]
+    return " or ".join(names) if names else getattr(hint, "__name__", str(hint))
+
+
+def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
+    """A SearchConfig from option values (a config file's, the command line's), each checked against the
+    field's declared type and range; a bad one is a UsageError naming it (`where` prefixes the name)."""
+    hints = typing.get_type_hints(SearchConfig)
+    for key, value in values.items():
+        option = where + key.removesuffix("_s").replace("_", "-")
+        if key not in hints:
+            raise UsageError(f"{option}: not a search option")
+        if not _matches(value, hints[key]):
+            raise UsageError(f"{option}: expected {_type_name(hints[key])}, got {value!r}")
+    for key in ("budget", "workers", "steps"):
+        if values.get(key, 1) < 1:
+            raise UsageError(f"{where}{key}: must be >= 1")
+    if values.get("keep_weights", 0) < 0:
+        raise UsageError(f"{where}keep-weights: must be >= 0")
+    name = values.get("name")
+    if name is not None and (not name.strip() or not name.isprintable() or name != name.strip()):
+        raise UsageError(f"{where}name: a search name must be printable, without surrounding spaces, and not "
+                         f"empty; got {name!r}")
+    missing = [f for f in ("name", "task") if f not in values]
+    if missing:
+        raise UsageError(f"{where}{missing[0]}: required")
+    return SearchConfig(**values)
 
 
 def make_executor(config: SearchConfig) -> Executor:
