@@ -94,7 +94,7 @@ def evaluate(
         fail(f"--time-limit must be positive, got {time_limit}")
     task_obj = get_task(task)
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
-    result = _run(candidate, executor, ray_address, device=device, time_limit=time_limit,
+    result = _run(candidate, executor, ray_address, device=device, time_limit_s=time_limit,
                   max_params=parse_count(max_params, "--max-params"))
     if json:
         emit_json({"arch": str(candidate.arch), "hash": candidate.arch.hash, "task": candidate.task,
