@@ -82,7 +82,7 @@ def _summary(candidate: Candidate, result: Result) -> None:
 def evaluate(
     arch: str = typer.Argument(..., help="Architecture string, or a baseline name (e.g. transformer)."),
     task: str = TaskOpt,
-    steps: int = typer.Option(200, "--steps", help="Training steps (the fidelity)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (the fidelity) [the task's recipe]."),
     seed: int = SeedOpt,
     executor: str = typer.Option("local", "--executor", help="local (this process) or ray."),
     ray_address: str = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: start a local one)."),
@@ -92,7 +92,7 @@ def evaluate(
     json: bool = JsonOpt,
 ) -> None:
     """Train one architecture on a task and print its metrics (failures are reported, exit code 1)."""
-    if steps < 1:
+    if steps is not None and steps < 1:
         fail(f"--steps must be >= 1, got {steps}")
     if executor not in ("local", "ray"):
         fail(f"--executor must be local or ray, got {executor!r}")
@@ -102,6 +102,7 @@ def evaluate(
         task_obj = get_task(task)
     except TaskError as err:
         fail(str(err))
+    steps = task_obj.recipe.steps if steps is None else steps
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
     result = _run(candidate, executor, ray_address, device=device, time_limit=time_limit,
                   max_params=parse_count(max_params, "--max-params"))

@@ -112,6 +112,7 @@ def _to_config(values: dict[str, Any], where: str) -> Any:
     """Option values (CLI over file) -> a validated SearchConfig; one clear line on bad input."""
     from dataclasses import fields
 
+    from einsearch.evaluators.task import TaskError, get_task
     from einsearch.search.run import SearchConfig
 
     values = {_FIELD.get(k, k): v for k, v in values.items()}
@@ -134,6 +135,11 @@ def _to_config(values: dict[str, Any], where: str) -> Any:
     if values.get("keep_weights", 0) < 0:
         fail(f"{where}keep-weights: must be >= 0")
     values.setdefault("task", "toy-causal")  # as on every other command
+    if "steps" not in values:  # the task's recipe
+        try:
+            values["steps"] = get_task(values["task"]).recipe.steps
+        except TaskError as err:
+            fail(f"{where}task: {err}")
     strategy = values.get("strategy", SearchConfig.strategy)
     values.setdefault("name", f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}")
     return SearchConfig(**values)
@@ -148,7 +154,7 @@ def search_command(
                                            help="evolution (default), random, tpe, gp, cmaes, qmc, random-optuna, "
                                                 "nsga2, pcfg-learn (options after ':', e.g. evolution:population=10)."),
     budget: Optional[int] = typer.Option(None, "--budget", "-n", help="Evaluations to run [20]."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps at full fidelity [200]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps at full fidelity [the task's recipe]."),
     fidelity: Optional[str] = typer.Option(None, "--fidelity", help="asha:min_steps,max_steps,eta"),
     time_limit: Optional[str] = typer.Option(None, "--time-limit", help="Stop asking after this long, e.g. 2h."),
     candidate_time_limit: Optional[str] = typer.Option(None, "--candidate-time-limit",
