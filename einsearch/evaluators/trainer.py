@@ -8,7 +8,8 @@ limit) becomes `Result(status="failed", error=<one line>)`, never an exception.
 Recipe: AdamW (weight decay on matrices only), linear warm-up then cosine decay to 10% of the peak
 rate or a constant rate, gradient clipping at 1.0, loss = task loss + the primitives' auxiliary
 losses; steps, batch, rate, schedule, warm-up and betas come from the task's `recipe`
-(`TrainConfig.for_task`), overrides win; bf16 autocast on CUDA; on the CPU a run is a pure function of (architecture, task, steps, seed).
+(`TrainConfig.for_task`), overrides win; bf16 autocast on CUDA; on the CPU a run is a pure
+function of (architecture, task, steps, seed).
 After training, a successful run also reports the task's `extra_metrics` and, for a model with
 attention layers, their patterns (local / hybrid / global, see `patterns.py`).
 """
