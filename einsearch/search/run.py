@@ -28,7 +28,7 @@ class SearchConfig:
     task: str
     strategy: str = "evolution"
     budget: int = 20
-    steps: int = 200
+    steps: int | None = None  # training steps at full fidelity; default: the task's recipe
     fidelity: str | None = None
     max_params: int | None = None
     workers: int = 1
@@ -85,7 +85,7 @@ def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
         if not _matches(value, hints[key]):
             raise UsageError(f"{option}: expected {_type_name(hints[key])}, got {value!r}")
     for key in ("budget", "workers", "steps"):
-        if values.get(key, 1) < 1:
+        if (values.get(key) or 1) < 1:
             raise UsageError(f"{where}{key}: must be >= 1")
     if values.get("keep_weights", 0) < 0:
         raise UsageError(f"{where}keep-weights: must be >= 0")
@@ -131,7 +131,7 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
         task = get_task(config.task, allow_factory=not resume)
     elif resume and task.spec != config.task:
         raise TaskError(f"--task {task.spec[:60]!r} is not the task search {config.name!r} ran ({config.task[:60]!r})")
-    config = SearchConfig(**{**asdict(config), "task": task.spec})
+    config = SearchConfig(**{**asdict(config), "task": task.spec, "steps": config.steps or task.recipe.steps})
     options = {"weights": read_weights(config.weights)} if config.weights else {}
     spec = config.strategy
     if options and not spec.startswith("pcfg-learn"):
