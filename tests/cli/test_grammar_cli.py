@@ -89,9 +89,15 @@ def test_tasks_show_their_recipe(cli):
     assert table.exit_code == 0 and "recipe" in table.stdout
 
 
-def test_search_steps_default_to_the_task_recipe():
-    from einsearch.cli.search import _to_config
+def test_search_steps_default_to_the_task_recipe(tmp_path):
+    from einsearch.search.run import SearchConfig, run_search
+    from einsearch.storage import Store
     from einsearch.tasks import get_task
 
-    assert _to_config({"task": "mqar-cpu"}, "--").steps == get_task("mqar-cpu").recipe.steps
-    assert _to_config({"task": "mqar-cpu", "steps": 7}, "--").steps == 7
+    with Store.open(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        for name, steps in (("recipe", None), ("given", 7)):
+            run_search(SearchConfig(name=name, task="mqar-cpu", strategy="random", budget=2, steps=steps,
+                                    executor="fake"), store)
+        by_search = {name: {e.steps for e in store.evaluations(name)} for name in ("recipe", "given")}
+        assert store.get_search("recipe").config["steps"] == get_task("mqar-cpu").recipe.steps
+    assert by_search == {"recipe": {get_task("mqar-cpu").recipe.steps}, "given": {7}}
