@@ -97,8 +97,9 @@ class RayExecutor:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
             self.owns_ray = True
             log.info("ray started in %.1fs", time.perf_counter() - tick)
-        self._remote = ray.remote(_run).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries,
-                                                retry_exceptions=False)
+        self._remote = ray.remote(_run)
+        self._options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_retries": max_retries,
+                         "retry_exceptions": False}
         self.memory_cap = _largest_node_memory()
         self._ids = itertools.count(1)
         self._pending: dict[Any, int] = {}  # ObjectRef -> key
@@ -111,7 +112,7 @@ class RayExecutor:
             log.warning("candidate %s: estimated %.1f GiB exceeds every node's memory; reserving %.1f GiB",
                         candidate.arch.hash[:12], memory / 2**30, self.memory_cap / 2**30)
             memory = self.memory_cap
-        ref = self._remote.options(memory=memory).remote(candidate.to_dict(), self.budgets.kwargs(), threads)
+        ref = self._remote.options(**self._options, memory=memory).remote(candidate.to_dict(), self.budgets.kwargs(), threads)
         self._pending[ref] = key
         return key
 
