@@ -12,8 +12,9 @@ from einsearch.errors import UsageError
 from einsearch.evaluators import executor as evaluators
 from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits
+from einsearch.search.leases import Leases, supports_leases
 from einsearch.search.library import baselines, get_baseline
-from einsearch.search.loop import Progress, SearchLoop
+from einsearch.search.loop import INTERRUPTED, Progress, SearchLoop
 from einsearch.search.strategies.pcfg_learn import read_weights
 from einsearch.search.store import Store
 from einsearch.search.registry import make_strategy
@@ -146,18 +147,23 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
                             seed=config.seed, budget=config.budget)
     if on_strategy is not None:
         on_strategy(strategy)
+    leases = Leases(store, config.name, takeover_reason=INTERRUPTED) if supports_leases(store) else None
     loop = SearchLoop(strategy, executor, store, task=task, search=config.name,
                       budget=config.budget, workers=config.workers, time_limit_s=config.time_limit_s,
-                      keep_weights=config.keep_weights, on_progress=on_progress)
+                      keep_weights=config.keep_weights, on_progress=on_progress, leases=leases)
     if resume:
         loop.restore()
     store.set_search_status(config.name, "running")
+    if leases is not None:
+        leases.start()
     try:
         progress = loop.run()
     except KeyboardInterrupt:
         store.set_search_status(config.name, "interrupted")
         raise
     finally:
+        if leases is not None:
+            leases.stop()
         executor.shutdown()
     store.set_search_status(config.name, "finished")
     return progress
