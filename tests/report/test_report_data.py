@@ -80,3 +80,17 @@ def test_tables_show_compact_notation_and_researcher_columns(cli, tmp_path):
     assert "…" not in narrow and "attn(h2,kv2,rope)" in narrow
     searches = cli("searches", "--db", url).stdout
     assert expected in searches and "0.5" in searches
+
+
+def test_names_from_the_database_cannot_break_out_of_the_page(tmp_path):
+    """A search name is data someone else may write: in the HTML it is escaped, in the plots' JSON too."""
+    from einsearch.report import write_html_report
+    from einsearch.search.run import SearchConfig, run_search
+    from einsearch.storage import Store
+
+    name = "s</script><script>alert(1)</script>"
+    with Store.open(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        run_search(SearchConfig(name=name, task="toy-causal", strategy="random", budget=3, steps=10,
+                                executor="fake"), store)
+        page = write_html_report(store, [name], tmp_path / "r.html", top=3).read_text()
+    assert "<script>alert(1)</script>" not in page and "</script><script>alert" not in page
