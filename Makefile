@@ -36,6 +36,10 @@ bench-tasks: install
 	$(BIN)/python bench/mqar_separation.py
 	$(BIN)/python bench/search_real.py
 	$(BIN)/python bench/icl_regression.py
+	$(BIN)/python bench/trainer_reference.py
+	$(BIN)/python bench/recipe_ablation.py
+	$(BIN)/python bench/task_separation.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
