@@ -18,7 +18,7 @@ REASONS = {  # fault -> how its stored error begins
     "nan": "non-finite loss (nan) at step 1",
     "inf": "non-finite loss (inf) at step 1",
     "oom": "out of memory: ",
-    "slow": "time limit 1s reached at step",
+    "slow": "time limit 6s reached at step",
     "raise": "RuntimeError: primitive exploded",
 }
 
@@ -38,7 +38,7 @@ def test_each_fault_is_stored_with_its_reason_and_the_search_goes_on(store):
         script += [Candidate(arch, FAULTY + fault, 40), Candidate(arch, TASK, 4, seed=i)]
     store.create_search("faults", task=TASK, strategy="scripted", budget=len(script))
     strategy = ScriptedStrategy(script)
-    loop = SearchLoop(strategy, LocalExecutor(device="cpu", time_limit_s=1.0), store, task=get_task(TASK), search="faults",
+    loop = SearchLoop(strategy, LocalExecutor(device="cpu", time_limit_s=6.0), store, task=get_task(TASK), search="faults",
                       budget=len(script), workers=1)
     progress = loop.run()
     assert progress.done == len(script) and progress.failed == len(faults) and progress.stopped == "budget"
