@@ -83,13 +83,15 @@ def test_failures_are_results_locally():
 def test_dead_worker_is_stored_as_failed_and_the_search_goes_on(ray_executor, tmp_path):
     from einsearch.search.loop import SearchLoop
     from einsearch.storage.store import Store
+    from einsearch.tasks import get_task
     from tests.evaluators.helpers import ScriptedStrategy
 
     arch = small_arch("transformer", TASK, width=32)
     script = [Candidate(arch, FAULTY + "kill", 5), Candidate(arch, TASK, 5, seed=7), Candidate(arch, TASK, 5, seed=8)]
     with Store.open(f"sqlite:///{tmp_path / 'dead.db'}") as store:
         store.create_search("dead", task=TASK, strategy="scripted", budget=3)
-        progress = SearchLoop(ScriptedStrategy(script), ray_executor, store, search="dead", budget=3, workers=2).run()
+        progress = SearchLoop(ScriptedStrategy(script), ray_executor, store, task=get_task(TASK), search="dead",
+                              budget=3, workers=2).run()
         records = {r.task: r for r in store.evaluations("dead")}
         assert progress.done == 3 and progress.failed == 1 and len(store.evaluations("dead")) == 3
         assert records[FAULTY + "kill"].status == "failed"
