@@ -64,7 +64,8 @@ def _result_of(record: EvaluationRecord) -> Result:
 
 
 def _candidate_of(record: EvaluationRecord) -> Candidate:
-    return Candidate(arch=parse(record.arch), task=record.task, steps=record.steps, seed=record.seed)
+    return Candidate(arch=parse(record.arch), task=record.task, steps=record.steps, seed=record.seed,
+                     lr=getattr(record, "lr", None))
 
 
 class SearchLoop:
@@ -89,11 +90,11 @@ class SearchLoop:
         for record in self.store.evaluations(self.search):
             candidate = _candidate_of(record)
             if record.error == INTERRUPTED:
-                if all(c.arch.hash != candidate.arch.hash or c.steps != candidate.steps for c in self.rerun):
+                if all(c.key != candidate.key for c in self.rerun):
                     self.rerun.append(candidate)
                     asked.append(candidate)
                 continue
-            self.rerun = [c for c in self.rerun if (c.arch.hash, c.steps) != (candidate.arch.hash, candidate.steps)]
+            self.rerun = [c for c in self.rerun if c.key != candidate.key]
             asked.append(candidate)
             result = _result_of(record)
             told.append((candidate, result))
@@ -151,7 +152,7 @@ class SearchLoop:
                 progress.stopped = "exhausted"
                 return
             cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps,
-                                                  candidate.seed)
+                                                  candidate.seed, candidate.lr)
             if cached is not None:
                 self.store.record_cache_hit(self.search, candidate, cached.id)
                 result = _result_of(cached)

@@ -6,14 +6,18 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from einsearch.errors import UsageError
 from einsearch.evaluators import executor as evaluators
 from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits
+from einsearch.search.asha import Asha, fidelity_warning
 from einsearch.search.library import baselines, get_baseline
+from einsearch.search.lr_grid import LrGrid, parse_lr_grid
+from einsearch.search.objectives import MULTI_OBJECTIVE_STRATEGIES, parse_objectives
 from einsearch.search.loop import Progress, SearchLoop
 from einsearch.search.strategies.pcfg_learn import read_weights
 from einsearch.search.store import Store
-from einsearch.search.registry import make_strategy
+from einsearch.search.registry import make_strategy, parse_strategy
 from einsearch.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,10 @@ class SearchConfig:
     num_gpus: float = 0  # per candidate; fractional packs several candidates on one GPU
     max_retries: int = 1  # re-runs of a candidate whose worker died
     keep_weights: int = 3  # trained weights saved (safetensors) for the search's best K candidates
+    # Learning-rate robustness: each architecture trained at every rate (e.g. "1e-3,3e-3,1e-2") and scored by
+    # its best run; the budget counts architectures (budget x rates training runs).
+    lr_grid: str | None = None
+    objectives: str | None = None  # multi-objective search (nsga2, evolution), e.g. "accuracy,state,params"
 
 
 def make_executor(config: SearchConfig) -> Executor:
@@ -73,22 +81,35 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
     """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget."""
     task = get_task(config.task)
     config = SearchConfig(**{**asdict(config), "task": task.spec})
-    options = {"weights": read_weights(config.weights)} if config.weights else {}
+    options: dict[str, Any] = {"weights": read_weights(config.weights)} if config.weights else {}
     spec = config.strategy
     if options and not spec.startswith("pcfg-learn"):
         raise ValueError("--weights seeds only the pcfg-learn strategy")
+    rates = parse_lr_grid(config.lr_grid)
+    if config.objectives:
+        if parse_strategy(spec)[0] not in MULTI_OBJECTIVE_STRATEGIES:
+            raise UsageError(f"--objectives: strategy {spec!r} optimises one objective; use "
+                             f"{' or '.join(MULTI_OBJECTIVE_STRATEGIES)}")
+        options["objectives"] = parse_objectives(config.objectives, task)
     strategy = make_strategy(spec, task, steps=config.steps, seed=config.seed,
                              limits=Limits(max_params=config.max_params), initial=seeds(config, task),
                              train_seed=config.train_seed, storage=db_url, study_name=f"einsearch:{config.name}",
                              fidelity=config.fidelity, extra=options)
+    if isinstance(strategy, Asha) and config.fidelity:
+        strategy.fidelity_note = fidelity_warning(store, task.spec, config.fidelity)
+        if strategy.fidelity_note:
+            log.warning("%s", strategy.fidelity_note)
+    runs = config.budget * max(1, len(rates))  # training runs: each architecture at every rate
+    if rates:
+        strategy = LrGrid(strategy, rates)
     executor = make_executor(config)
     if not resume:  # only once everything above is known to work
         store.create_search(config.name, task=task.spec, strategy=config.strategy, config=asdict(config),
-                            seed=config.seed, budget=config.budget)
+                            seed=config.seed, budget=runs)
     if on_strategy is not None:
         on_strategy(strategy)
     loop = SearchLoop(strategy, executor, store, task=task, search=config.name,
-                      budget=config.budget, workers=config.workers, time_limit_s=config.time_limit_s,
+                      budget=runs, workers=config.workers, time_limit_s=config.time_limit_s,
                       keep_weights=config.keep_weights, on_progress=on_progress)
     if resume:
         loop.restore()
