@@ -150,7 +150,7 @@ def evaluate(
     best = _best_rate(grid, results, task_obj.higher_is_better)
     candidate, result = grid[best], results[best]
     if json:
-        runs = {"lr_grid": [{"lr": c.lr, "status": r.status, "metric": r.to_dict()["metric"], "error": r.error}
+        runs = {"lr_grid": [{"lr": c.lr, **{k: r.to_dict()[k] for k in ("status", "metric", "loss", "error")}}
                             for c, r in zip(grid, results)]} if rates else {}
         emit_json({"arch": str(candidate.arch), "hash": candidate.arch.hash, "task": candidate.task,
                    "steps": steps, "seed": seed, "lr": candidate.lr, **result.to_dict(), **runs})

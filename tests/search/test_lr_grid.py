@@ -7,6 +7,7 @@ from einsearch.evaluators.executor_fake import FakeExecutor, fake_result
 from einsearch.grammar import Limits
 from einsearch.search.loop import INTERRUPTED, SearchLoop
 from einsearch.search.lr_grid import LrGrid, parse_lr_grid
+from einsearch.search.library import get_baseline
 from einsearch.search.registry import make_strategy
 from einsearch.search.types import Candidate
 from einsearch.storage.store import Store
@@ -14,6 +15,7 @@ from einsearch.tasks import get_task
 
 TASK = get_task("toy-causal")
 RATES = (1e-3, 3e-3, 1e-2)
+BASELINES = ("transformer", "gla", "mamba", "hyena")
 
 
 @pytest.fixture
@@ -53,7 +55,8 @@ class StopAfter(FakeExecutor):
 def grid_loop(store, name, executor, budget=4, workers=2, rates=RATES, create=True):
     if create:
         store.create_search(name, task=TASK, strategy="evolution", budget=budget * len(rates))
-    inner = make_strategy("evolution:population=4", TASK, steps=50, seed=0, limits=Limits(max_params=200_000))
+    inner = make_strategy("evolution:population=4", TASK, steps=50, seed=0, limits=Limits(max_params=200_000),
+                          initial=[get_baseline(name, TASK) for name in BASELINES])  # no sampling: fast
     recording = Recording(inner)
     loop = SearchLoop(LrGrid(inner, rates), executor, store, task=TASK, search=name, budget=budget * len(rates),
                       workers=workers)
@@ -158,3 +161,20 @@ def test_cli_search_with_an_lr_grid_from_a_config_file(tmp_path, cli):
     assert len(rows) == 3 and all(row["lr"] in (1e-3, 1e-2) for row in rows)
     bad = cli("search", "--task", "toy-causal", "--executor", "fake", "--lr-grid", "1e-3,fast", "--db", db)
     assert bad.exit_code == 2 and "lr-grid" in bad.output and "fast" in bad.output
+
+
+def test_evaluate_trains_at_each_rate_and_reports_the_best(cli):
+    import json
+
+    task = "toy-causal:vocab=16,seq=16"
+    out = cli("evaluate", "transformer", "--task", task, "--steps", "6", "--lr-grid", "1e-4,3e-2", "--json",
+              "--device", "cpu")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    runs = data["lr_grid"]
+    assert [run["lr"] for run in runs] == [1e-4, 3e-2] and all(run["status"] == "ok" for run in runs)
+    best = max(runs, key=lambda run: run["metric"])  # max keeps the first of equal metrics, as the grid does
+    assert data["lr"] == best["lr"] and data["metric"] == best["metric"]
+    assert runs[0]["loss"] != runs[1]["loss"]  # the rate reaches the trainer
+    table = cli("evaluate", "transformer", "--task", task, "--steps", "2", "--lr-grid", "1e-2", "--device", "cpu")
+    assert table.exit_code == 0 and "learning-rate grid" in table.stdout
