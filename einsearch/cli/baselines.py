@@ -8,8 +8,8 @@ from rich.table import Table
 
 from einsearch.cli.common import (JsonOpt, MaxParamsOpt, TaskOpt, app, console, emit_json, err_console, fail,
                                   parse_count)
-from einsearch.tasks import TaskError, get_task
-from einsearch.grammar import ArchError, check
+from einsearch.grammar import check
+from einsearch.tasks import get_task
 
 
 @app.command("baselines")
@@ -25,11 +25,8 @@ def baselines_command(
 
     if width is not None and width < 8 or depth is not None and depth < 1:
         fail("--width must be >= 8 and --depth >= 1")
-    try:
-        resolved = get_task(task)
-        found, skipped = library(resolved, width, depth, parse_count(max_params, "--max-params"))
-    except (TaskError, ArchError) as err:
-        fail(str(err))
+    resolved = get_task(task)
+    found, skipped = library(resolved, width, depth, parse_count(max_params, "--max-params"))
     rows = [(name, arch, check(arch, resolved).params) for name, arch in found]
     if as_json:
         for name, arch, params in rows:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterator, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from einsearch.errors import EinsearchError
@@ -59,7 +60,7 @@ DbOpt = typer.Option(None, "--db", help="Database URL (default: $EINSEARCH_DB or
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr, then exit with `code` (2: bad input)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from einsearch.cli.common import JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail, parse_count
 from einsearch.tasks import TaskError, get_task
 from einsearch.evaluators.types import Candidate, Result
-from einsearch.grammar import ArchError, check, parse
+from einsearch.grammar import check, parse
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +21,9 @@ def _arch(text: str, task) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_]*", text.strip()):
         from einsearch.search.library import get_baseline
 
-        try:
-            return str(get_baseline(text.strip(), task))
-        except ValueError as err:
-            fail(str(err))
-    try:
-        arch = parse(text)
-        check(arch, task)
-    except ArchError as err:
-        fail(str(err))
+        return str(get_baseline(text.strip(), task))
+    arch = parse(text)
+    check(arch, task)
     return str(arch)
 
 
@@ -136,10 +130,7 @@ def evaluate(
         fail(f"--executor must be local or ray, got {executor!r}")
     if time_limit is not None and time_limit <= 0:
         fail(f"--time-limit must be positive, got {time_limit}")
-    try:
-        task_obj = get_task(task)
-    except TaskError as err:
-        fail(str(err))
+    task_obj = get_task(task)
     from einsearch.search.lr_grid import parse_lr_grid
 
     rates = parse_lr_grid(lr_grid)

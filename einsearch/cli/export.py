@@ -7,63 +7,54 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from einsearch.cli.common import DbOpt, app, console, default_db, fail
-from einsearch.tasks import TaskError, get_task, list_tasks
-from einsearch.export import ExportError, export_source, load_weights
-from einsearch.grammar import ArchError, build
-from einsearch.storage import ArchRecord, Store, StoreError
+from einsearch.cli.common import DbOpt, app, console, fail, opened_store
+from einsearch.export import export_source, load_weights
+from einsearch.grammar import build
+from einsearch.storage import ArchRecord
+from einsearch.tasks import get_task, list_tasks
 
 
 def _from_store(ref: str, db: str | None, task: str | None, weights: bool, out: Path) -> tuple[str, str, Path | None]:
     """(architecture string, task spec, weights file or None) for an evaluation id or architecture hash."""
-    try:
-        with Store.open(db or default_db(), create=False) as store:
-            found = store.resolve(ref)
-            if isinstance(found, ArchRecord):  # an architecture: its best finished evaluation, if any
-                done = [e for e in store.evaluations(arch_hash=found.hash) if e.status == "ok"
-                        and (task is None or e.task == task) and (not weights or e.weights_path is not None)]
-                scored = [e for e in done if e.metric is not None]
-                best = max(scored, key=lambda e: e.metric if e.higher_is_better else -e.metric) if scored else (
-                    done[0] if done else None)
-                if best is None and (weights or task is None):
-                    need = "saved weights" if weights else "an evaluation (or pass --task)"
-                    fail(f"architecture {found.hash} has no evaluation with {need}")
-                found = best or found
-            if isinstance(found, ArchRecord):
-                return found.text, task, None
-            if task is not None and task != found.task:
-                fail(f"evaluation {found.id} was on task {found.task!r}, not {task!r}")
-            # A 'module:factory' spec would import and call code named by the database: only on request.
-            if task is None and found.task.partition(":")[0] not in {cls.name for cls in list_tasks()}:
-                fail(f"the stored task {found.task[:60]!r} is not a registered task; pass --task to use it")
-            if not weights:
-                return found.arch, found.task, None
-            source = store.weights_path(found.id)
-            if source is None:
-                fail(f"evaluation {found.id} has no saved weights")
-            store.load_weights(found.id)  # verifies the file against its recorded SHA-256
-            target = out.with_suffix(".safetensors")
-            shutil.copyfile(source, target)
-            return found.arch, found.task, target
-    except StoreError as err:
-        fail(str(err))
-    except SQLAlchemyError as err:
-        fail(f"database error: {str(getattr(err, 'orig', None) or err).strip().splitlines()[0]}")
+    with opened_store(db) as store:
+        found = store.resolve(ref)
+        if isinstance(found, ArchRecord):  # an architecture: its best finished evaluation, if any
+            done = [e for e in store.evaluations(arch_hash=found.hash) if e.status == "ok"
+                    and (task is None or e.task == task) and (not weights or e.weights_path is not None)]
+            scored = [e for e in done if e.metric is not None]
+            best = max(scored, key=lambda e: e.metric if e.higher_is_better else -e.metric) if scored else (
+                done[0] if done else None)
+            if best is None and (weights or task is None):
+                need = "saved weights" if weights else "an evaluation (or pass --task)"
+                fail(f"architecture {found.hash} has no evaluation with {need}")
+            found = best or found
+        if isinstance(found, ArchRecord):
+            return found.text, task, None
+        if task is not None and task != found.task:
+            fail(f"evaluation {found.id} was on task {found.task!r}, not {task!r}")
+        # A 'module:factory' spec would import and call code named by the database: only on request.
+        if task is None and found.task.partition(":")[0] not in {cls.name for cls in list_tasks()}:
+            fail(f"the stored task {found.task[:60]!r} is not a registered task; pass --task to use it")
+        if not weights:
+            return found.arch, found.task, None
+        source = store.weights_path(found.id)
+        if source is None:
+            fail(f"evaluation {found.id} has no saved weights")
+        store.load_weights(found.id)  # verifies the file against its recorded SHA-256
+        target = out.with_suffix(".safetensors")
+        shutil.copyfile(source, target)
+        return found.arch, found.task, target
 
 
 def _best_of(search: str, db: str | None, weights: bool) -> str:
     """The evaluation id at the top of `search`'s leaderboard (with saved weights, when they are asked for)."""
-    try:
-        with Store.open(db or default_db(), create=False) as store:
-            if store.find_search(search) is None:
-                fail(f"no search named {search!r} in {store.where}")
-            rows = store.leaderboard(search=search, top=None if weights else 1)
-            ids = [row.evaluation.id for row in rows
-                   if not weights or store.weights_path(row.evaluation.id) is not None]
-    except StoreError as err:
-        fail(str(err))
+    with opened_store(db) as store:
+        if store.find_search(search) is None:
+            fail(f"no search named {search!r} in {store.where}")
+        rows = store.leaderboard(search=search, top=None if weights else 1)
+        ids = [row.evaluation.id for row in rows
+               if not weights or store.weights_path(row.evaluation.id) is not None]
     if not ids:
         fail(f"search {search!r} has no successful evaluation" + (" with saved weights" if weights else ""))
     return str(ids[0])
@@ -96,14 +87,12 @@ def export(
     weights_file = None
     if ref is not None:
         arch, task, weights_file = _from_store(ref, db, task, weights, output)
+    task = get_task(task)
+    source = export_source(arch, task, weights_file=weights_file.name if weights_file else None)
+    if weights_file is not None:  # the exported reader must accept the file: check it now, not later
+        load_weights(build(arch, task), str(weights_file))
     try:
-        task = get_task(task)
-        source = export_source(arch, task, weights_file=weights_file.name if weights_file else None)
-        if weights_file is not None:  # the exported reader must accept the file: check it now, not later
-            load_weights(build(arch, task), str(weights_file))
         output.write_text(source, encoding="utf-8")
-    except (ArchError, ExportError, TaskError) as err:
-        fail(str(err))
     except OSError as err:
         fail(f"cannot write {output}: {err.strerror or err}")
     extra = f" and {weights_file}" if weights_file else ""

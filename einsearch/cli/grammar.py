@@ -8,17 +8,11 @@ from rich.table import Table
 
 from einsearch.cli.common import (JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail,
                                   parse_count)
-from einsearch.tasks import TaskError, get_task, list_tasks
-from einsearch.grammar import ArchError, check, parse, sample
+from einsearch.tasks import get_task, list_tasks
+from einsearch.grammar import check, parse, sample
 from einsearch.grammar.render import tree
+from einsearch.grammar.tree import MAX_BLOCKS
 from einsearch.ops import list_ops
-
-
-def _task(spec: str):
-    try:
-        return get_task(spec)
-    except TaskError as err:
-        fail(str(err))
 
 
 def op_record(spec) -> dict:
@@ -82,12 +76,11 @@ def sample_cmd(
     """Sample architectures from the grammar (reproducible from --seed)."""
     if n < 0:
         fail(f"-n must be >= 0, got {n}")
-    task_obj = _task(task)
-    try:
-        archs = sample(n, seed=seed, task=task_obj, max_params=parse_count(max_params, "--max-params"),
-                       max_blocks=max_blocks)
-    except (ArchError, ValueError) as err:
-        fail(str(err))
+    if not 1 <= max_blocks <= MAX_BLOCKS:
+        fail(f"--max-blocks must be 1..{MAX_BLOCKS}, got {max_blocks}")
+    task_obj = get_task(task)
+    archs = sample(n, seed=seed, task=task_obj, max_params=parse_count(max_params, "--max-params"),
+                   max_blocks=max_blocks)
     for arch in archs:
         report = check(arch, task_obj)
         if json:
@@ -101,12 +94,9 @@ def sample_cmd(
 def check_cmd(arch: str = typer.Argument(..., help="Architecture string."), task: str = TaskOpt,
               json: bool = JsonOpt) -> None:
     """Type-check an architecture for a task; print parameters, FLOPs, depth and its tree."""
-    task_obj = _task(task)
-    try:
-        parsed = parse(arch)
-        report = check(parsed, task_obj)
-    except ArchError as err:
-        fail(str(err))
+    task_obj = get_task(task)
+    parsed = parse(arch)
+    report = check(parsed, task_obj)
     if json:
         emit_json({"arch": str(parsed), "hash": parsed.hash, "graph_hash": parsed.graph_hash,
                    **dataclasses.asdict(report)})

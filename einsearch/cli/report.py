@@ -28,6 +28,8 @@ def plot(
         save_search_plot(name, evals, out)
     except ValueError as err:
         fail(str(err))
+    except OSError as err:
+        fail(f"--output: cannot write {str(out)!r}: {err.strerror or err}")
     console.print(f"wrote {out}", highlight=False)
 
 
@@ -54,19 +56,17 @@ def report(
         out = out / "index.html"
     elif out.suffix.lower() not in (".html", ".htm"):
         fail(f"--output must be an .html file or a directory, got {str(out)!r}")
-    if not out.parent.is_dir():
-        if out.name == "index.html" and not out.parent.exists():
-            out.parent.mkdir(parents=True)
-        else:
-            fail(f"--output: directory {str(out.parent)!r} does not exist")
+    if not out.parent.is_dir() and (out.name != "index.html" or out.parent.exists()):
+        fail(f"--output: directory {str(out.parent)!r} does not exist")
     if top < 1:
         fail(f"--top must be at least 1, got {top}")
     with opened_store(db) as store:
         try:
+            out.parent.mkdir(parents=True, exist_ok=True)
             path = write_html_report(store, searches, out, top=top)
             if png:
                 picture = save_search_plot(searches[0], store.evaluations(searches[0]), out.with_suffix(".png"))
                 console.print(f"wrote {picture}", highlight=False)
-        except ValueError as err:  # StoreError is one too (an unknown search)
-            fail(str(err))
+        except OSError as err:
+            fail(f"--output: cannot write {str(err.filename or out)!r}: {err.strerror or err}")
     console.print(f"wrote {path}", highlight=False)

@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from einsearch.cli.common import (DbOpt, MaxParamsOpt, app, console, default_db, err_console,
-                                  fail, parse_count)
+from einsearch.cli.common import (DbOpt, MaxParamsOpt, app, console, default_db, err_console, fail, opened_store,
+                                  parse_count)
 
 
 def parse_duration(text: str | None, what: str = "--time-limit") -> float | None:
@@ -22,19 +22,14 @@ def parse_duration(text: str | None, what: str = "--time-limit") -> float | None
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
-def _open_store(db: str | None, create: bool = True) -> Any:
-    from einsearch.storage.store import Store
-
-    try:
-        return Store.open(db or default_db(), create=create)
-    except Exception as err:  # StoreError and driver errors: one line
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+def _run(config: Any, db: str, resume: bool, task: Any = None) -> None:
+    with opened_store(db, create=True) as store:
+        _run_in(store, config, db, resume, task)
 
 
-def _run(config: Any, db: str, resume: bool) -> None:
+def _run_in(store: Any, config: Any, db: str, resume: bool, task: Any) -> None:
     from einsearch.search.run import run_search
 
-    store = _open_store(db)
     columns = [TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*columns, console=err_console, transient=False) as bar:
@@ -50,12 +45,11 @@ def _run(config: Any, db: str, resume: bool) -> None:
                 err_console.print(f"[yellow]warning:[/] {strategy.warning}", highlight=False)
 
         try:
-            progress = run_search(config, store, resume=resume, db_url=db, on_progress=show, on_strategy=note)
+            progress = run_search(config, store, resume=resume, db_url=db, on_progress=show, on_strategy=note,
+                                  task=task)
         except KeyboardInterrupt:
             err_console.print(f"interrupted; continue with: einsearch resume {config.name}")
             raise typer.Exit(130)
-        except ValueError as err:
-            fail(str(err))
     _top_table(store, config.name, progress.stopped)
 
 
@@ -100,6 +94,8 @@ def load_config_file(path: str) -> dict[str, Any]:
         fail(f"--config {path}: {err.strerror or err}")
     except tomllib.TOMLDecodeError as err:
         fail(f"--config {path}: not valid TOML ({err})")
+    except UnicodeDecodeError as err:
+        fail(f"--config {path}: not UTF-8 text (byte {err.start}); a TOML file must be UTF-8")
     data = data.get("search", data)
     known = set(SearchConfig.__dataclass_fields__) | set(_FIELD)
     values = {}
@@ -113,46 +109,18 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 def _to_config(values: dict[str, Any], where: str) -> Any:
     """Option values (CLI over file) -> a validated SearchConfig; one clear line on bad input."""
-    from dataclasses import fields
-
-    from einsearch.search.run import SearchConfig
+    from einsearch.search.run import SearchConfig, validated_config
 
     values = {_FIELD.get(k, k): v for k, v in values.items()}
-    for key in ("lr_grid", "objectives"):  # a TOML list, or the CLI's comma-separated text
-        if isinstance(values.get(key), list):
-            values[key] = ",".join(str(v) for v in values[key])
-    if values.get("lr_grid") is not None:
-        from einsearch.search.lr_grid import format_lr_grid, parse_lr_grid
-
-        values["lr_grid"] = format_lr_grid(parse_lr_grid(str(values["lr_grid"])))
     if isinstance(values.get("max_params"), (str, float)):
         values["max_params"] = parse_count(str(values["max_params"]), f"{where}max-params")
     for key in ("time_limit_s", "candidate_time_limit_s"):
         if isinstance(values.get(key), str):
             values[key] = parse_duration(values[key], where + key.removesuffix("_s").replace("_", "-"))
-    types = {f.name: f.type for f in fields(SearchConfig)}
-    for key, value in values.items():
-        expected = types[key].split(" | ")[0]
-        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-              "str": isinstance(value, str)}[expected]
-        if not ok and value is not None:
-            fail(f"{where}{key.replace('_', '-')}: expected {expected}, got {value!r}")
-    for key in ("budget", "workers", "steps"):
-        if values.get(key, 1) < 1:
-            fail(f"{where}{key}: must be >= 1")
-    if values.get("keep_weights", 0) < 0:
-        fail(f"{where}keep-weights: must be >= 0")
     values.setdefault("task", "toy-causal")  # as on every other command
-    if values.get("objectives"):
-        from einsearch.search.objectives import MULTI_OBJECTIVE_STRATEGIES
-
-        if str(values.get("strategy", SearchConfig.strategy)).partition(":")[0] not in MULTI_OBJECTIVE_STRATEGIES:
-            fail(f"{where}objectives: strategy {values.get('strategy')!r} optimises one objective; use "
-                 f"{' or '.join(MULTI_OBJECTIVE_STRATEGIES)}")
     strategy = values.get("strategy", SearchConfig.strategy)
     values.setdefault("name", f"{strategy.split(':')[0]}-{datetime.now():%Y%m%d-%H%M%S}")
-    return SearchConfig(**values)
+    return validated_config(values, where)
 
 
 @app.command("search")
@@ -202,15 +170,32 @@ def search_command(
     values = load_config_file(config_file) if config_file else {}
     values |= {k: v for k, v in given.items() if v is not None}
     config = _to_config(values, f"--config {config_file}: " if config_file else "--")
-    _run(config, db or default_db(), resume=False)
+    from einsearch.tasks import TaskError, get_task
+
+    try:  # before the progress bar: a bad task is one line
+        found = get_task(config.task)
+    except TaskError as err:
+        fail(f"--task: {err}")
+    _run(config, db or default_db(), resume=False, task=found)
 
 
 @app.command("resume")
-def resume_command(name: str = typer.Argument(..., help="The search to continue."), db: Optional[str] = DbOpt) -> None:
+def resume_command(name: str = typer.Argument(..., help="The search to continue."), db: Optional[str] = DbOpt,
+                   task: Optional[str] = typer.Option(None, "--task", "-t", help="The search's task, when it is "
+                                                      "not a registered one (a module:factory spec); the stored "
+                                                      "spec is never imported.")) -> None:
     """Continue a stopped search where it was: finished results kept, interrupted ones re-run."""
+    from einsearch.tasks import TaskError, get_task
     from einsearch.search.run import stored_config
 
-    store = _open_store(db, create=False)
-    if store.find_search(name) is None:
-        fail(f"no search named {name!r} in {store.where}")
-    _run(stored_config(store, name), db or default_db(), resume=True)
+    with opened_store(db) as store:
+        if store.find_search(name) is None:
+            fail(f"no search named {name!r} in {store.where}")
+        config = stored_config(store, name)
+    try:  # typed here: a factory may be imported; the stored spec only if it names a registered task
+        found = get_task(task) if task is not None else get_task(config.task, allow_factory=False)
+    except TaskError as err:
+        fail(f"--task: {err}" if task is not None else f"search {name!r}: {err}")
+    if task is not None and found.spec != config.task:
+        fail(f"--task {task!r} is not the task search {name!r} ran ({config.task[:60]!r})")
+    _run(config, db or default_db(), resume=True, task=found if task is not None else None)

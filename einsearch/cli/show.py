@@ -5,9 +5,8 @@ from typing import Any, Optional
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from einsearch.cli.common import DbOpt, JsonOpt, app, console, default_db, emit_json, fail, short
+from einsearch.cli.common import DbOpt, JsonOpt, app, console, emit_json, fail, opened_store, short
 from einsearch.storage import ArchRecord, EvaluationRecord, Store, StoreError
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -149,18 +148,9 @@ def show(
     db: Optional[str] = DbOpt,
 ) -> None:
     """An evaluation or architecture: its tree, every metric, its learning curve and its lineage."""
-    url = db or default_db()
     problem = None
     try:
-        store = Store.open(url, create=False)
-    except StoreError as err:
-        if "no database at" not in str(err):  # a bad URL or an unreadable database is an error in itself
-            fail(str(err))
-        problem = str(err)
-    except SQLAlchemyError as err:
-        fail(f"database error: {str(getattr(err, 'orig', None) or err).strip().splitlines()[0]}")
-    if problem is None:
-        with store:
+        with opened_store(db) as store:
             try:
                 found = store.resolve(ref)
             except StoreError as err:
@@ -168,6 +158,10 @@ def show(
             else:
                 _show_found(store, found, json, patterns)
                 return
+    except StoreError as err:  # no database here: `ref` may still be an architecture string
+        if "no database at" not in str(err):
+            raise
+        problem = str(err)
     _show_parsed(ref, problem, json)
 
 

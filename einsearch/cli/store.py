@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from einsearch.cli.common import (DbOpt, JsonOpt, MaxParamsOpt, app, clip, console, emit_json, fail, opened_store,
-                                  parse_count, short)
+from einsearch.cli.common import (DbOpt, JsonOpt, MaxParamsOpt, app, clip, console, emit_json, err_console, fail,
+                                  opened_store, parse_count, short)
 
 
 def canonical_task(spec: str | None) -> str | None:
@@ -51,9 +51,20 @@ def leaderboard(
         fail(f"--top must be at least 1, got {top}")
     budget = parse_count(max_params, "--max-params")
     with opened_store(db) as store:
+        if search is not None and store.find_search(search) is None:
+            fail(f"--search: no search named {search!r} in {store.where}")
+        if metric is not None and not store.has_metric(metric):
+            fail(f"--metric: no evaluation reports a metric named {metric!r} (main metrics: "
+                 f"{', '.join(store.metric_names()) or 'none yet'})")
         ranked = store.leaderboard(task=canonical_task(task), search=search, metric=metric, max_params=budget,
                                    uses=uses or (), top=None if pareto else top)
         rows = [row.to_dict() for row in ranked]
+    filters = {"--task": task, "--search": search, "--metric": metric, "--max-params": max_params,
+               "--uses": ",".join(uses or ()) or None}
+    given = ", ".join(f"{k} {v}" for k, v in filters.items() if v is not None)
+    if not rows and given:
+        err_console.print(f"nothing matched: no finished evaluation with {given}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     rows = [{**row, **_facts(row["arch"], row["task"])} for row in rows]
     if pareto:
         rows = _front(rows, objectives)[:top]

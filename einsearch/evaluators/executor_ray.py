@@ -2,8 +2,9 @@
 
 Without `address` it starts a local Ray once (no dashboard, token authentication off unless the
 environment says otherwise) sized to `workers * num_cpus` CPUs, so at most `workers` candidates run
-at once; with `address` ("auto" or "HOST:PORT") it joins a running cluster (`ray start --head` on one
-machine, `ray start --address=HOST:PORT` on the others). `num_gpus` may be fractional to pack several
+at once, with a watchdog (ray_watchdog.py) that takes that Ray down if the driver is killed; with
+`address` ("auto" or "HOST:PORT") it joins a running cluster (`ray start --head` on one machine,
+`ray start --address=HOST:PORT` on the others). `num_gpus` may be fractional to pack several
 small candidates on one GPU. A worker that dies is retried `max_retries` times, then reported failed.
 Ray workers start in the driver's working directory with it on their path, so a user task given as
 `my_module:make_task` from there imports in the workers too.
@@ -17,6 +18,7 @@ import os
 import time
 from typing import Any
 
+from einsearch.evaluators import ray_watchdog
 from einsearch.evaluators.budgets import Budgets
 from einsearch.evaluators.types import Candidate, Result, one_line
 
@@ -60,12 +62,14 @@ class RayExecutor:
         if self.budgets.device is None:
             self.budgets = Budgets(**{**self.budgets.kwargs(), "device": "cuda" if num_gpus > 0 else "cpu"})
         self.owns_ray = False
+        self._watchdog: Any = None
         if not ray.is_initialized():
             tick = time.perf_counter()
             if address is None:
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user Ray: no token warning
                 ray.init(num_cpus=max(1, round(workers * num_cpus)), include_dashboard=False,
                          logging_level=logging.ERROR, log_to_driver=False)
+                self._watchdog = ray_watchdog.watch()  # a kill -9 of this driver takes its Ray along
             else:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
             self.owns_ray = True
@@ -115,6 +119,8 @@ class RayExecutor:
         if self.owns_ray and ray.is_initialized():
             ray.shutdown()
             self.owns_ray = False
+        ray_watchdog.stop(self._watchdog)
+        self._watchdog = None
 
     def __enter__(self) -> "RayExecutor":
         return self

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from einsearch.errors import EinsearchError
 from einsearch.evaluators.aggregate import evaluate_members
 from einsearch.evaluators.allocator import keep_freed_memory
 from einsearch.tasks import Batch, Task, get_task
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 DIVERGENCE_FACTOR = 4.0  # a smoothed loss this many times the first one (plus 1 nat) has diverged
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(EinsearchError, RuntimeError):
     """A run that cannot go on (non-finite loss, divergence, a budget exceeded): its message is the reason."""
 
 
@@ -108,6 +109,12 @@ def _peak_memory(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # process peak RSS (Linux: KiB)
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """An allocation failure: CUDA's 'out of memory', the CPU allocator's "can't allocate memory"."""
+    text = str(err)
+    return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
 def _better(task: Task, a: float, b: float | None) -> bool:
     return b is None or (a > b if task.higher_is_better else a < b)
 
@@ -168,7 +175,7 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
         return Result.failure(f"out of memory: {err}", curve=curve, wall_time_s=time.perf_counter() - started, **base)
     except Exception as err:  # an exception in a primitive or a task: the candidate fails, the search goes on
         log.debug("training failed", exc_info=True)
-        reason = f"out of memory: {err}" if "out of memory" in str(err) else f"{type(err).__name__}: {err}"
+        reason = f"out of memory: {err}" if _out_of_memory(err) else f"{type(err).__name__}: {err}"
         return Result.failure(reason, curve=curve, train_time_s=train_time,
                               wall_time_s=time.perf_counter() - started, **base)
     metrics = [m for _, m in curve]

@@ -17,6 +17,8 @@ import inspect
 import sys
 from dataclasses import dataclass
 
+from einsearch.errors import EinsearchError
+
 INLINED_PACKAGE = "einsearch"
 KEPT_PACKAGES = ("torch",)
 # Decorators that only register things with einsearch, or add a compiled CPU fast path beside the
@@ -25,7 +27,7 @@ DROPPED_DECORATORS = {("einsearch.ops.registry", "register"), ("einsearch.tasks.
                       ("einsearch.ops.kernels.loader", "accelerated")}
 
 
-class ExportError(ValueError):
+class ExportError(EinsearchError, ValueError):
     """The architecture or task cannot be written out as standalone code. One line."""
 
 
@@ -323,8 +325,9 @@ class SourceBundle:
 
 def _rename(text: str, renames: dict[str, str], where: str, first_line: int, node: ast.stmt,
             dropped_lines: set[int], skip: set[int]) -> str:
-    """Rewrite references (ast Name nodes and the def/class name) per `renames`, in place."""
-    fstring_names = {id(n) for s in ast.walk(node) if isinstance(s, ast.JoinedStr) for n in ast.walk(s)}
+    """Rewrite references (ast Name nodes and the def/class name) per `renames`, in place. An f-string
+    holding a renamed name is written again whole (`ast.unparse`): positions inside f-strings are not
+    reliable before Python 3.12."""
     local = set()
     for sub in ast.walk(node):
         if id(sub) in skip:
@@ -335,23 +338,43 @@ def _rename(text: str, renames: dict[str, str], where: str, first_line: int, nod
     clash = (local - own_targets) & set(renames)
     if clash:
         raise ExportError(f"{where}: cannot rename {sorted(clash)[0]!r}, it is also a local name")
-    # (line, start col, end col) in characters, per original line number
-    edits: list[tuple[int, int, int, str]] = []
     raw = text.splitlines()
     line_numbers = [i for i in range(first_line, node.end_lineno + 1) if i not in dropped_lines]
     index_of = {number: k for k, number in enumerate(line_numbers)}
+    starts = [0]
+    for line in raw:
+        starts.append(starts[-1] + len(line) + 1)
+
+    def offset(lineno: int, col_bytes: int) -> int:
+        """(line, UTF-8 byte column) in the original file -> character offset in `text`."""
+        if lineno not in index_of:
+            raise ExportError(f"{where}: a name to rename sits on a dropped decorator line")
+        k = index_of[lineno]
+        return starts[k] + len(raw[k].encode()[:col_bytes].decode())
+
+    def renamed(sub: ast.AST) -> bool:
+        return isinstance(sub, ast.Name) and sub.id in renames and id(sub) not in skip
+
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement) as character offsets in `text`
+    covered: set[int] = set()  # nodes inside an f-string written again whole
+    for sub in ast.walk(node):  # breadth first: an outer f-string comes before the ones inside it
+        if isinstance(sub, ast.JoinedStr) and id(sub) not in skip | covered and any(map(renamed, ast.walk(sub))):
+            copy = ast.parse(ast.unparse(sub), mode="eval").body
+            for name in ast.walk(copy):
+                if isinstance(name, ast.Name) and name.id in renames:
+                    name.id = renames[name.id]
+            edits.append((offset(sub.lineno, sub.col_offset), offset(sub.end_lineno, sub.end_col_offset),
+                          ast.unparse(copy)))
+            covered |= {id(n) for n in ast.walk(sub)}
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and sub.id in renames and id(sub) not in skip:
-            if id(sub) in fstring_names:
-                raise ExportError(f"{where}: cannot rename {sub.id!r} inside an f-string")
-            k = index_of[sub.lineno]
-            start = len(raw[k].encode()[:sub.col_offset].decode())
-            edits.append((k, start, start + len(sub.id), renames[sub.id]))
+        if renamed(sub) and id(sub) not in covered:
+            start = offset(sub.lineno, sub.col_offset)
+            edits.append((start, start + len(sub.id), renames[sub.id]))
     if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in renames:
         k = index_of[node.lineno]
         keyword = "class " if isinstance(node, ast.ClassDef) else "def "
-        start = raw[k].index(keyword + node.name) + len(keyword)
-        edits.append((k, start, start + len(node.name), renames[node.name]))
-    for k, start, end, new in sorted(edits, reverse=True):
-        raw[k] = raw[k][:start] + new + raw[k][end:]
-    return "\n".join(raw)
+        start = starts[k] + raw[k].index(keyword + node.name) + len(keyword)
+        edits.append((start, start + len(node.name), renames[node.name]))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text

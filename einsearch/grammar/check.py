@@ -22,12 +22,15 @@ from torch import nn
 
 from einsearch.grammar import modules as M
 from einsearch.grammar.shape import TaskShape
-from einsearch.grammar.tree import Arch, ArchError, Node, to_text
+from einsearch.grammar.tree import (MAX_BLOCKS, MAX_REPEAT, MAX_WIDTH, MIN_WIDTH, Arch, ArchError, Node,
+                                    to_text)
 from einsearch.ops.compose import operations as C
 from einsearch.ops import count_params, create, get_op
 from einsearch.ops.common import make_norm
 
 MIX_LN_SHARE = 0.25  # Mix-LN: the first floor(share * blocks) `mixln` blocks are post-norm
+MAX_AXIS = 1 << 20  # channels (or positions) any fundamental operation may produce
+MAX_BUILD_PARAMS = 4 * 10**9  # build refuses a model larger than this (16 GB of float32 weights)
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,21 @@ class Walker:
 
     # ---- structure ----------------------------------------------------------------------------
     def blocks(self, root: Node) -> list[Node]:
-        out: list[Node] = []
+        total = 0  # counted before anything is expanded
         for stage in root.children:
             if stage.kind == "repeat":
                 times = stage.args[0]
-                if times < 1:
-                    raise ArchError(f"in {_short(stage)}: repeat count must be >= 1")
-                out.extend(list(stage.children) * times)
+                if not isinstance(times, int) or not 1 <= times <= MAX_REPEAT:
+                    raise ArchError(f"in {_short(stage)}: repeat count must be 1..{MAX_REPEAT}")
+                total += times * len(stage.children)
+            else:
+                total += 1
+        if total > MAX_BLOCKS:
+            raise ArchError(f"the net has {total:,} blocks with its repeats expanded, limit {MAX_BLOCKS}")
+        out: list[Node] = []
+        for stage in root.children:
+            if stage.kind == "repeat":
+                out.extend(list(stage.children) * stage.args[0])
             else:
                 out.append(stage)
         return out
@@ -130,8 +141,10 @@ class Walker:
     def real(self, node: Node, mode: str, width: Fraction) -> int:
         unit = self.dim if mode == "chan" else self.seq_len
         size = width * unit
+        axis = "D" if mode == "chan" else "L"
+        if size > MAX_AXIS:
+            raise ArchError(f"in {_short(node)}: width {float(width):g}*{axis} is over {MAX_AXIS:,} channels")
         if size.denominator != 1 or size < 1:
-            axis = "D" if mode == "chan" else "L"
             raise ArchError(f"in {_short(node)}: width {width}*{axis} = {float(size):g} is not a "
                             f"whole number of channels ({axis} = {unit})")
         return int(size)
@@ -241,8 +254,8 @@ def _walk(arch: Arch, task: TaskShape, build: bool) -> tuple[Report, nn.Module |
     if root.kind != "net" or not root.children:
         raise ArchError("an architecture is net(width, stage, ...) with at least one stage")
     dim = root.args[0]
-    if not 8 <= dim <= 8192:
-        raise ArchError(f"net width must be 8..8192, got {dim}")
+    if not isinstance(dim, int) or not MIN_WIDTH <= dim <= MAX_WIDTH:
+        raise ArchError(f"net width must be {MIN_WIDTH}..{MAX_WIDTH}, got {dim}")
     walker = Walker(task, dim, build)
     block_nodes = walker.blocks(root)
     infos = [walker.block(b, i, len(block_nodes)) for i, b in enumerate(block_nodes)]
@@ -265,5 +278,10 @@ def check(arch: Arch | str, task: TaskShape) -> Report:
 
 
 def build(arch: Arch | str, task: TaskShape) -> nn.Module:
-    """The whole model for `task` (stem, backbone, head); raises ArchError."""
-    return _walk(_as_arch(arch), task, build=True)[1]
+    """The whole model for `task` (stem, backbone, head); raises ArchError. Its size is counted first
+    (no allocation), and a model over MAX_BUILD_PARAMS parameters is refused."""
+    arch = _as_arch(arch)
+    params = _walk(arch, task, build=False)[0].params
+    if params > MAX_BUILD_PARAMS:
+        raise ArchError(f"the model would have {params:,} parameters; build refuses more than {MAX_BUILD_PARAMS:,}")
+    return _walk(arch, task, build=True)[1]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from fractions import Fraction
 from importlib import resources
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
-from einsearch.grammar.tree import ArchError, Node
+from einsearch.grammar.tree import (MAX_BLOCKS, MAX_KERNEL, MAX_LINEAR, MAX_NUMBER_CHARS, MAX_REPEAT, MAX_SHIFT,
+                                    MAX_WIDTH, MIN_WIDTH, ArchError, Node)
 from einsearch.ops import get_op
 
 MAX_TEXT = 200_000  # characters; longer input is refused before parsing
+BLOCK_CALL = re.compile(r"\bblock\s*\(")
 
 
 @functools.lru_cache(maxsize=1)
@@ -25,6 +28,23 @@ def _where(meta: Any) -> str:
     return f"line {meta.line}, column {meta.column}" if getattr(meta, "line", None) else "?"
 
 
+def _numeral(token: Any, what: str) -> str:
+    """The token's text, refused (with its position) when too long to be a sensible number."""
+    text = str(token)
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ArchError(f"{_where(token)}: {what} {text[:12]}... is too long a number "
+                        f"({len(text)} characters, limit {MAX_NUMBER_CHARS})")
+    return text
+
+
+def _bounded_int(token: Any, what: str, low: int, high: int) -> int:
+    """An INT token within [low, high], or an ArchError naming it and its position."""
+    value = int(_numeral(token, what))
+    if not low <= value <= high:
+        raise ArchError(f"{_where(token)}: {what} must be {low}..{high}, got {value}")
+    return value
+
+
 @v_args(meta=True, inline=True)
 class _ToTree(Transformer):
     """Parse tree -> Node. Registered primitives are checked and completed with their defaults."""
@@ -33,10 +53,10 @@ class _ToTree(Transformer):
         return net
 
     def net(self, meta, dim, *stages):
-        return Node("net", (int(dim),), tuple(stages))
+        return Node("net", (_bounded_int(dim, "net width", MIN_WIDTH, MAX_WIDTH),), tuple(stages))
 
     def repeat(self, meta, times, *blocks):
-        return Node("repeat", (int(times),), tuple(blocks))
+        return Node("repeat", (_bounded_int(times, "repeat count", 1, MAX_REPEAT),), tuple(blocks))
 
     def block(self, meta, norm, layer):
         return Node("block", norm, (layer,))
@@ -74,7 +94,7 @@ class _ToTree(Transformer):
         return {"true": True, "false": False}.get(text, text)
 
     def number(self, meta, token):
-        text = str(token)
+        text = _numeral(token, "hyperparameter value")
         return int(text) if text.lstrip("+-").isdigit() else float(text)
 
     def parallel(self, meta, *items):
@@ -102,16 +122,22 @@ class _ToTree(Transformer):
         return Node("permute", (), (mod,))
 
     def linear(self, meta, width):
+        text = _numeral(width, "linear width")
         try:
-            value = Fraction(str(width))
+            exponent = text.lower().partition("e")[2]
+            if exponent and abs(int(exponent)) > MAX_NUMBER_CHARS:  # 1e999999: refused before it is expanded
+                raise ValueError
+            value = Fraction(text)
         except ValueError:
-            raise ArchError(f"{_where(meta)}: bad width {str(width)!r}") from None
+            raise ArchError(f"{_where(width)}: bad width {text!r}") from None
         if value <= 0:
-            raise ArchError(f"{_where(meta)}: linear width must be positive, got {width}")
+            raise ArchError(f"{_where(width)}: linear width must be positive, got {text}")
+        if value > MAX_LINEAR:
+            raise ArchError(f"{_where(width)}: linear width must be at most {MAX_LINEAR} (times the axis), got {text}")
         return Node("linear", (value,))
 
     def conv(self, meta, kernel):
-        return Node("conv", (int(kernel),))
+        return Node("conv", (_bounded_int(kernel, "conv kernel", 1, MAX_KERNEL),))
 
     def act(self, meta, fn):
         return Node("act", (str(fn),))
@@ -120,7 +146,7 @@ class _ToTree(Transformer):
         return Node("fnorm", (str(kind),))
 
     def shift(self, meta, k):
-        return Node("shift", (int(k),))
+        return Node("shift", (_bounded_int(k, "shift", 1, MAX_SHIFT),))
 
     def identity(self, meta):
         return Node("identity")
@@ -138,6 +164,9 @@ def parse_tree(text: str) -> Node:
         raise ArchError(f"an architecture is a string, got {type(text).__name__}")
     if len(text) > MAX_TEXT:
         raise ArchError(f"architecture text is too long ({len(text)} characters, limit {MAX_TEXT})")
+    spelled = len(BLOCK_CALL.findall(text))  # a lower bound on the blocks, before the (slower) parse
+    if spelled > MAX_BLOCKS:
+        raise ArchError(f"the net has at least {spelled:,} blocks, limit {MAX_BLOCKS}")
     try:
         tree = grammar_parser().parse(text)
     except UnexpectedEOF as err:

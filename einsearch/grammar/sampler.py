@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any, Sequence
 
 from einsearch.grammar.shape import TaskShape
-from einsearch.grammar.tree import Node, format_value
+from einsearch.grammar.tree import MAX_BLOCKS, Node, format_value
 from einsearch.ops import count_params, get_op, list_ops
 from einsearch.ops.registry import CHANNEL_CATEGORIES, TOKEN_CATEGORIES
 
@@ -61,6 +61,14 @@ class Limits:
     max_mod_depth: int = 3
     min_dim: int = 32
     max_dim: int = 512
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_blocks <= MAX_BLOCKS:
+            raise ValueError(f"max_blocks must be 1..{MAX_BLOCKS}, got {self.max_blocks}")
+        if self.max_mod_depth < 0:
+            raise ValueError(f"max_mod_depth must be >= 0, got {self.max_mod_depth}")
+        if self.max_params is not None and self.max_params <= 0:
+            raise ValueError(f"max_params must be positive, got {self.max_params}")
 
 
 def choose(rng: random.Random, options: Sequence[tuple[Any, float]]) -> Any:

@@ -30,6 +30,17 @@ class ArchError(EinsearchError, ValueError):
     """A bad architecture: a parse error, a type error, or a limit it breaks. One line."""
 
 
+# Bounds on every number the grammar admits, checked where the number is read (parser: with its line and
+# column) and again before anything is expanded or built (check), so no input can ask for unbounded work.
+MIN_WIDTH, MAX_WIDTH = 8, 8192  # net(width, ...)
+MAX_REPEAT = 256  # repeat(times, ...)
+MAX_BLOCKS = 256  # residual blocks of a whole net, repeats expanded (sampling defaults to 8)
+MAX_KERNEL = 64  # conv(kernel)
+MAX_SHIFT = 1 << 20  # shift(k); a task's sequence length bounds it further
+MAX_LINEAR = 64  # linear(width): at most 64 x the axis unit
+MAX_NUMBER_CHARS = 24  # a numeral longer than this is refused before it is converted
+
+
 @dataclass(frozen=True)
 class Node:
     kind: str

@@ -10,7 +10,7 @@ import logging
 import random
 from typing import Any, Iterable, Iterator, Sequence
 
-from einsearch.errors import UsageError
+from einsearch.errors import EinsearchError, UsageError
 from einsearch.grammar import Arch, Limits, Sampler, mutate
 from einsearch.search.types import Candidate, Result, succeeded
 from einsearch.tasks import Task
@@ -21,7 +21,7 @@ MAX_ALTERNATIVES = 64  # mutations of a duplicate tried before fresh samples
 MAX_FRESH = 64  # fresh samples tried before the search space is declared exhausted
 
 
-class SearchExhausted(RuntimeError):
+class SearchExhausted(EinsearchError, RuntimeError):
     """No architecture not yet seen could be found within the bounded list of alternatives."""
 
 

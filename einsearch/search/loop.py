@@ -63,8 +63,10 @@ def _result_of(record: EvaluationRecord) -> Result:
                   error=record.error)
 
 
-def _candidate_of(record: EvaluationRecord) -> Candidate:
-    return Candidate(arch=parse(record.arch), task=record.task, steps=record.steps, seed=record.seed,
+def _candidate_of(record: EvaluationRecord, task: str | None = None) -> Candidate:
+    """A stored evaluation as a candidate, on `task` (the search's own task spec) when given: a task
+    spec read from the database is never resolved (a 'module:factory' spec would import code)."""
+    return Candidate(arch=parse(record.arch), task=task or record.task, steps=record.steps, seed=record.seed,
                      lr=getattr(record, "lr", None))
 
 
@@ -90,6 +92,7 @@ class SearchLoop:
         for record in self.store.evaluations(self.search):
             candidate = _candidate_of(record)
             if record.error == INTERRUPTED:
+                candidate = _candidate_of(record, self.task.spec)
                 if all(c.key != candidate.key for c in self.rerun):
                     self.rerun.append(candidate)
                     asked.append(candidate)

@@ -3,8 +3,10 @@ The CLI's `search` and `resume` call `run_search`; so can Python code."""
 from __future__ import annotations
 
 import logging
+import types
+import typing
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from einsearch.errors import UsageError
 from einsearch.evaluators import executor as evaluators
@@ -12,13 +14,13 @@ from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits
 from einsearch.search.asha import Asha, fidelity_warning
 from einsearch.search.library import baselines, get_baseline
-from einsearch.search.lr_grid import LrGrid, parse_lr_grid
+from einsearch.search.lr_grid import LrGrid, format_lr_grid, parse_lr_grid
 from einsearch.search.objectives import MULTI_OBJECTIVE_STRATEGIES, parse_objectives
 from einsearch.search.loop import Progress, SearchLoop
 from einsearch.search.strategies.pcfg_learn import read_weights
 from einsearch.search.store import Store
 from einsearch.search.registry import make_strategy, parse_strategy
-from einsearch.tasks import Task, get_task
+from einsearch.tasks import Task, TaskError, get_task
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,74 @@ class SearchConfig:
     objectives: str | None = None  # multi-objective search (nsga2, evolution), e.g. "accuracy,state,params"
 
 
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether an option value is of a config field's declared type (int never accepts a bool)."""
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value) if args else True
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in typing.get_args(hint) if a is not type(None)]
+    return " or ".join(names) if names else getattr(hint, "__name__", str(hint))
+
+
+def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
+    """A SearchConfig from option values (a config file's, the command line's), each checked against the
+    field's declared type and range; a bad one is a UsageError naming it (`where` prefixes the name)."""
+    hints = typing.get_type_hints(SearchConfig)
+    values = _grid_and_objectives(dict(values), where)
+    for key, value in values.items():
+        option = where + key.removesuffix("_s").replace("_", "-")
+        if key not in hints:
+            raise UsageError(f"{option}: not a search option")
+        if not _matches(value, hints[key]):
+            raise UsageError(f"{option}: expected {_type_name(hints[key])}, got {value!r}")
+    for key in ("budget", "workers", "steps"):
+        if values.get(key, 1) < 1:
+            raise UsageError(f"{where}{key}: must be >= 1")
+    if values.get("keep_weights", 0) < 0:
+        raise UsageError(f"{where}keep-weights: must be >= 0")
+    name = values.get("name")
+    if name is not None and (not name.strip() or not name.isprintable() or name != name.strip()):
+        raise UsageError(f"{where}name: a search name must be printable, without surrounding spaces, and not "
+                         f"empty; got {name!r}")
+    missing = [f for f in ("name", "task") if f not in values]
+    if missing:
+        raise UsageError(f"{where}{missing[0]}: required")
+    return SearchConfig(**values)
+
+
+def _grid_and_objectives(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`lr_grid` and `objectives` as canonical text (a config file may give lists); objectives only for a
+    strategy that optimises several."""
+    for key in ("lr_grid", "objectives"):
+        if isinstance(values.get(key), (list, tuple)):
+            values[key] = ",".join(str(v) for v in values[key])
+    if values.get("lr_grid") is not None:
+        try:
+            values["lr_grid"] = format_lr_grid(parse_lr_grid(str(values["lr_grid"])))
+        except UsageError as err:
+            raise UsageError(f"{where}{err}") from None
+    strategy = str(values.get("strategy", SearchConfig.strategy)).partition(":")[0]
+    if values.get("objectives") and strategy not in MULTI_OBJECTIVE_STRATEGIES:
+        raise UsageError(f"{where}objectives: strategy {strategy!r} optimises one objective; use "
+                         f"{' or '.join(MULTI_OBJECTIVE_STRATEGIES)}")
+    return values
+
+
 def make_executor(config: SearchConfig) -> Executor:
     """The executor the configuration names, with its per-candidate budgets."""
     options: dict[str, Any] = {"time_limit_s": config.candidate_time_limit_s, "max_params": config.max_params,
@@ -77,14 +147,21 @@ def seeds(config: SearchConfig, task: Task) -> list[Arch]:
 
 def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_url: str | None = None,
                on_progress: Callable[[Progress], None] | None = None,
-               on_strategy: Callable[[Any], None] | None = None) -> Progress:
-    """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget."""
-    task = get_task(config.task)
+               on_strategy: Callable[[Any], None] | None = None, task: Task | None = None) -> Progress:
+    """Create (or, with `resume`, reopen) the search `config.name` in `store` and run it to its budget.
+
+    A resumed search's configuration comes from the store, so its task must be a registered one: a
+    stored 'module:factory' spec is refused, never imported. Pass the `task` the user named (e.g. a
+    factory from `resume --task`) to use it instead; it must be the task the search ran."""
+    if task is None:
+        task = get_task(config.task, allow_factory=not resume)
+    elif resume and task.spec != config.task:
+        raise TaskError(f"--task {task.spec[:60]!r} is not the task search {config.name!r} ran ({config.task[:60]!r})")
     config = SearchConfig(**{**asdict(config), "task": task.spec})
     options: dict[str, Any] = {"weights": read_weights(config.weights)} if config.weights else {}
     spec = config.strategy
     if options and not spec.startswith("pcfg-learn"):
-        raise ValueError("--weights seeds only the pcfg-learn strategy")
+        raise UsageError("--weights seeds only the pcfg-learn strategy")
     rates = parse_lr_grid(config.lr_grid)
     if config.objectives:
         if parse_strategy(spec)[0] not in MULTI_OBJECTIVE_STRATEGIES:

@@ -18,6 +18,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from einsearch.errors import EinsearchError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -26,7 +28,11 @@ LOCK_RETRIES = 8
 WRITE_OPTION = "einsearch_write"  # execution option: this connection's transactions will write
 
 
-class StoreError(ValueError):
+# The driver each database URL kind needs, as the install command to give when it is missing.
+DRIVER_PACKAGES = {"postgresql+psycopg": "it with: pip install 'einsearch[postgres]' (psycopg 3)"}
+
+
+class StoreError(EinsearchError, ValueError):
     """Bad database input or state (URL, schema, id, artifact); the message is one line."""
 
 
@@ -39,12 +45,17 @@ def parse_url(text: str) -> URL:
         url = make_url(text)
     except ArgumentError:
         raise StoreError(f"malformed database URL {text!r}: expected {example}") from None
+    if url.drivername == "postgresql":  # psycopg 3, the `postgres` extra (SQLAlchemy 2.0 would pick psycopg2)
+        url = url.set(drivername="postgresql+psycopg")
     try:
-        url.get_dialect()
+        dialect = url.get_dialect()
+        dialect.import_dbapi()  # the driver package, so a missing one is named here and not mid-connect
     except NoSuchModuleError:
         raise StoreError(f"database URL {text!r}: unknown database kind {url.drivername!r} ({example})") from None
     except ImportError as err:
-        raise StoreError(f"database URL {text!r}: driver not installed ({err})") from None
+        package = DRIVER_PACKAGES.get(url.drivername, f"the Python package {err.name or 'of its driver'}")
+        raise StoreError(f"database URL {text!r}: the {url.drivername} driver is not installed; "
+                         f"install {package}") from None
     return url
 
 

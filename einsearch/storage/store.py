@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -70,6 +70,8 @@ class Store(ArchitecturesMixin, WeightsMixin, FidelityMixin):
         self.where = self.url.render_as_string(hide_password=True)
         db_file = sqlite_path(self.url)
         if db_file is not None:
+            if db_file.is_dir():
+                raise StoreError(f"{db_file} is a directory, not a database file")
             if not create and not db_file.is_file():
                 raise StoreError(f"no database at {db_file} (pass --db or set EINSEARCH_DB)")
             if not db_file.parent.is_dir():
@@ -333,6 +335,17 @@ class Store(ArchitecturesMixin, WeightsMixin, FidelityMixin):
                     for rank, (i, value) in enumerate(ranked, start=1)]
 
         return self._read(work)
+
+    def has_metric(self, metric: str) -> bool:
+        """Whether any evaluation reports `metric` (as its main metric or beside it)."""
+        query = select(Evaluation.id).where(or_(Evaluation.metric_name == metric,
+                                                Evaluation.metrics[metric].as_float().is_not(None))).limit(1)
+        return self._read(lambda s: s.scalar(query)) is not None
+
+    def metric_names(self) -> list[str]:
+        """The main metrics evaluations report, sorted."""
+        query = select(Evaluation.metric_name).where(Evaluation.metric_name.is_not(None)).distinct()
+        return sorted(self._read(lambda s: list(s.scalars(query))))
 
     def resolve(self, ref: str) -> EvaluationRecord | ArchRecord:
         """An evaluation id ('12', 'e12' or '#12'), an architecture hash, or a unique hash prefix (4+)."""

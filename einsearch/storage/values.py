@@ -81,8 +81,8 @@ def task_spec(task: Any) -> str:
     if isinstance(task, str):  # 'toy-causal' and 'toy-causal:seq=32,vocab=64' are the same task
         from einsearch.tasks import TaskError, get_task
 
-        try:
-            return get_task(task).spec
+        try:  # never a 'module:factory' import: the store does not run code named by its data
+            return get_task(task, allow_factory=False).spec
         except TaskError:
             return spec  # a task this process cannot load (a plugin): kept as given
     return spec
@@ -96,7 +96,7 @@ def task_higher_is_better(task: Any) -> bool:
     from einsearch.tasks import TaskError, get_task
 
     try:
-        return bool(get_task(task).higher_is_better)
+        return bool(get_task(task, allow_factory=False).higher_is_better)
     except TaskError:
         return True  # an unregistered task (e.g. from a plugin not loaded here): accuracy-like by default
 

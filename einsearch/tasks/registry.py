@@ -63,14 +63,23 @@ def _convert(value: str, like: Any, where: str) -> Any:
         raise TaskError(f"{where}: {value!r} is not a valid {type(like).__name__}") from None
 
 
-def get_task(spec: str | Task) -> Task:
-    """Parse 'name', 'name:key=value,...' or 'module:factory' into a Task instance."""
+def get_task(spec: str | Task, *, allow_factory: bool = True) -> Task:
+    """Parse 'name', 'name:key=value,...' or 'module:factory' into a Task instance.
+
+    A 'module:factory' spec imports and calls code, so it is only for specs a user typed: pass
+    `allow_factory=False` for a spec read from data (a database, a file someone else can write),
+    and such a spec is refused with a TaskError before anything is imported."""
     if isinstance(spec, Task):
         return spec
+    if not isinstance(spec, str):
+        raise TaskError(f"a task spec is a string, got {type(spec).__name__}")
     _load_all()
     name, _, rest = spec.strip().partition(":")
     if name not in _TASKS:
         if rest and "=" not in rest and rest.isidentifier():
+            if not allow_factory:
+                raise TaskError(f"task {spec.strip()[:80]!r} is not a registered task; a module:factory spec "
+                                f"is imported only when typed on the command line (--task)")
             return _from_factory(name, rest)
         known = ", ".join(sorted(_TASKS))
         raise TaskError(f"unknown task {name!r} (known: {known})")
@@ -93,10 +102,20 @@ def get_task(spec: str | Task) -> Task:
 
 
 def _from_factory(module: str, factory: str) -> Task:
+    where = f"task {module}:{factory}"
     try:
-        task = getattr(importlib.import_module(module), factory)()
+        target = getattr(importlib.import_module(module), factory)
     except (ImportError, AttributeError) as err:
-        raise TaskError(f"task {module}:{factory}: {err}") from None
+        raise TaskError(f"{where}: {err}") from None
+    if not callable(target):
+        raise TaskError(f"{where}: {module}.{factory} is a {type(target).__name__}, not a function or class "
+                        f"that makes a Task")
+    try:
+        task = target()
+    except TaskError:
+        raise
+    except Exception as err:  # the user's factory failed: one line naming it
+        raise TaskError(f"{where}: calling it raised {type(err).__name__}: {err}") from None
     if not isinstance(task, Task):
-        raise TaskError(f"task {module}:{factory} did not return a Task")
+        raise TaskError(f"{where} returned a value of type {type(task).__name__}, not a Task")
     return task

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,13 @@ class FaultyHead(SequenceHead):
             raise RuntimeError("primitive exploded")
         if self.mode == "kill":
             os._exit(3)  # the worker process dies without a word
+        if self.mode == "oom":
+            torch.empty(1 << 45)  # 128 TiB: the CPU allocator refuses it
+        if self.mode == "slow":
+            time.sleep(0.2)
+            return super().forward(x)
+        if self.mode == "inf":  # finite logits of +-3e38: the loss, their difference, overflows to inf
+            return super().forward(x).sign() * 3e38
         return super().forward(x) * float("nan")
 
 
@@ -42,3 +50,15 @@ def make_nan() -> FaultyTask:
 
 def make_kill() -> FaultyTask:
     return FaultyTask(vocab=16, seq=8, mode="kill")
+
+
+def make_inf() -> FaultyTask:
+    return FaultyTask(vocab=16, seq=8, mode="inf")
+
+
+def make_oom() -> FaultyTask:
+    return FaultyTask(vocab=16, seq=8, mode="oom")
+
+
+def make_slow() -> FaultyTask:
+    return FaultyTask(vocab=16, seq=8, mode="slow")

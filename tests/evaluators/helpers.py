@@ -28,3 +28,27 @@ class TinyCausalLM(nn.Module):
 def small_arch(name: str, task: str, width: int = 32, depth: int = 1) -> str:
     """A baseline architecture string from the library, sized small."""
     return str(get_baseline(name, get_task(task), width=width, depth=depth))
+
+
+class ScriptedStrategy:
+    """An ask/tell strategy that proposes a fixed list of candidates in order (the search loop's tests:
+    a fault per candidate, then check what the loop stored and that it went on)."""
+
+    name = "scripted"
+    warning = None
+
+    def __init__(self, candidates: list) -> None:
+        self.queue = list(candidates)
+        self.told: list = []
+
+    def ask(self):
+        return self.queue.pop(0)
+
+    def tell(self, candidate, result) -> None:
+        self.told.append((candidate, result))
+
+    def replay(self, asked, told) -> None:
+        self.told.extend(told)
+
+    def score(self, result):
+        return result.metric if result.status == "ok" else None

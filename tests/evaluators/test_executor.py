@@ -78,3 +78,20 @@ def test_failures_are_results_locally():
     done = _drain(local, 2)
     assert {keys[k]: r.error.split(":")[0] for k, r in done.items()} == {"raise": "RuntimeError",
                                                                           "nan": "non-finite loss (nan) at step 1"}
+
+
+def test_dead_worker_is_stored_as_failed_and_the_search_goes_on(ray_executor, tmp_path):
+    from einsearch.search.loop import SearchLoop
+    from einsearch.storage.store import Store
+    from tests.evaluators.helpers import ScriptedStrategy
+
+    arch = small_arch("transformer", TASK, width=32)
+    script = [Candidate(arch, FAULTY + "kill", 5), Candidate(arch, TASK, 5, seed=7), Candidate(arch, TASK, 5, seed=8)]
+    with Store.open(f"sqlite:///{tmp_path / 'dead.db'}") as store:
+        store.create_search("dead", task=TASK, strategy="scripted", budget=3)
+        progress = SearchLoop(ScriptedStrategy(script), ray_executor, store, search="dead", budget=3, workers=2).run()
+        records = {r.task: r for r in store.evaluations("dead")}
+        assert progress.done == 3 and progress.failed == 1 and len(store.evaluations("dead")) == 3
+        assert records[FAULTY + "kill"].status == "failed"
+        assert records[FAULTY + "kill"].error.startswith("worker died after 2 attempt(s)")
+        assert [r.status for r in store.evaluations("dead") if r.task == TASK] == ["ok", "ok"]

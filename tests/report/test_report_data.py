@@ -42,7 +42,7 @@ def test_spearman():
     assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
 
 
-def _point(arch_hash: str, steps: int, metric: float, ops=("glu",), families=("mlp",)) -> Point:
+def _point(arch_hash: str, steps: int, metric: float, ops=("glu",), families=("ffn",)) -> Point:
     return Point("s", 1, arch_hash, f"net({arch_hash})", arch_hash, metric, steps, 1, 0, 1, families, ops, None,
                  1, ())
 
@@ -56,7 +56,7 @@ def test_fidelity_pairs_need_three_shared_architectures():
 
 
 def test_shared_primitives_rank_what_the_top_share():
-    top = [_point("a", 1, 1, ("attention", "glu"), ("attn", "mlp")), _point("b", 1, 1, ("attention",), ("attn",))]
+    top = [_point("a", 1, 1, ("attention", "glu"), ("attn", "ffn")), _point("b", 1, 1, ("attention",), ("attn",))]
     rest = top + [_point("c", 1, 0, ("mamba",), ("ssm",))] * 2
     rows = shared_primitives(top, rest)
     assert rows[0][:2] in (("attention", 1.0), ("[attn]", 1.0)) and rows[0][2] == pytest.approx(0.5)
@@ -73,9 +73,9 @@ def test_tables_show_compact_notation_and_researcher_columns(cli, tmp_path):
     rows = [json.loads(line) for line in cli("leaderboard", "--db", url, "-f", "json").stdout.splitlines()]
     expected = "32·2×[attn(h2,kv2,rope) | glu(e4,swish)]"
     assert rows[0]["compact"] == expected and rows[0]["arch"] == str(transformer)
-    assert rows[0]["state_size"] == check(transformer, TASK).state_size and rows[0]["families"] == ["attn", "mlp"]
+    assert rows[0]["state_size"] == check(transformer, TASK).state_size and rows[0]["families"] == ["attn", "ffn"]
     table = cli("leaderboard", "--db", url, env={"COLUMNS": "200"}).stdout
-    assert expected in table and "attn+mlp" in table
+    assert expected in table and "attn+ffn" in table
     narrow = cli("leaderboard", "--db", url, env={"COLUMNS": "80"}).stdout
     assert "…" not in narrow and "attn(h2,kv2,rope)" in narrow
     searches = cli("searches", "--db", url).stdout
