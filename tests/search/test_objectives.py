@@ -5,7 +5,6 @@ import json
 import pytest
 
 from einsearch.errors import UsageError
-from einsearch.evaluators.executor_fake import FakeExecutor
 from einsearch.grammar import Limits, check
 from einsearch.search.library import get_baseline
 from einsearch.search.objectives import maximised, objective_vector, parse_objectives
