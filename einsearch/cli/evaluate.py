@@ -112,7 +112,7 @@ def _summary(candidate: Candidate, result: Result) -> None:
 def evaluate(
     arch: str = typer.Argument(..., help="Architecture string, or a baseline name (e.g. transformer)."),
     task: str = TaskOpt,
-    steps: int = typer.Option(200, "--steps", help="Training steps (the fidelity)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (the fidelity) [the task's recipe]."),
     seed: int = SeedOpt,
     executor: str = typer.Option("local", "--executor", help="local (this process) or ray."),
     ray_address: str = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: start a local one)."),
@@ -124,18 +124,19 @@ def evaluate(
     json: bool = JsonOpt,
 ) -> None:
     """Train one architecture on a task and print its metrics (failures are reported, exit code 1)."""
-    if steps < 1:
+    if steps is not None and steps < 1:
         fail(f"--steps must be >= 1, got {steps}")
     if executor not in ("local", "ray"):
         fail(f"--executor must be local or ray, got {executor!r}")
     if time_limit is not None and time_limit <= 0:
         fail(f"--time-limit must be positive, got {time_limit}")
     task_obj = get_task(task)
+    steps = task_obj.recipe.steps if steps is None else steps
     from einsearch.search.lr_grid import parse_lr_grid
 
     rates = parse_lr_grid(lr_grid)
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
-    budgets = dict(device=device, time_limit=time_limit, max_params=parse_count(max_params, "--max-params"))
+    budgets = dict(device=device, time_limit_s=time_limit, max_params=parse_count(max_params, "--max-params"))
     grid = [dataclasses.replace(candidate, lr=rate) for rate in rates] or [candidate]
     results = _run_all(grid, executor, ray_address, **budgets)
     best = _best_rate(grid, results, task_obj.higher_is_better)

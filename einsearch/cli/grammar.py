@@ -8,8 +8,8 @@ from rich.table import Table
 
 from einsearch.cli.common import (JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail,
                                   parse_count)
-from einsearch.tasks import get_task, list_tasks
 from einsearch.grammar import check, parse, sample
+from einsearch.tasks import Recipe, get_task, list_tasks
 from einsearch.grammar.render import tree
 from einsearch.grammar.tree import MAX_BLOCKS
 from einsearch.ops import list_ops
@@ -41,26 +41,28 @@ def ops(json: bool = JsonOpt) -> None:
 
 @app.command()
 def tasks(json: bool = JsonOpt) -> None:
-    """Every registered task with its defaults."""
+    """Every registered task with its defaults and its training recipe (what applies without --steps)."""
     rows = []
     for cls in list_tasks():
         try:
             task = cls()
             rows.append({"name": cls.name, "spec": task.spec, "causal": cls.causal, "metric": cls.metric,
-                         "higher_is_better": cls.higher_is_better,
+                         "higher_is_better": cls.higher_is_better, "recipe": dataclasses.asdict(task.recipe),
                          "doc": (cls.__doc__ or "").strip().split("\n")[0]})
         except Exception as err:  # a task that needs parameters (e.g. a data path) has no defaults
             rows.append({"name": cls.name, "spec": None, "causal": cls.causal, "metric": cls.metric,
-                         "higher_is_better": cls.higher_is_better, "doc": f"(needs parameters: {err})"})
+                         "higher_is_better": cls.higher_is_better, "recipe": None,
+                         "doc": f"(needs parameters: {err})"})
     if json:
         for row in rows:
             emit_json(row)
         return
     table = Table(title="tasks")
-    for col in ("name", "causal", "metric", "default spec"):
+    for col in ("name", "causal", "metric", "default spec", "recipe"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["name"], "yes" if row["causal"] else "no", row["metric"], row["spec"] or row["doc"])
+        recipe = Recipe(**row["recipe"]).describe() if row["recipe"] else ""
+        table.add_row(row["name"], "yes" if row["causal"] else "no", row["metric"], row["spec"] or row["doc"], recipe)
     console.print(table)
 
 

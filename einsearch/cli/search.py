@@ -132,7 +132,7 @@ def search_command(
                                            help="evolution (default), random, tpe, gp, cmaes, qmc, random-optuna, "
                                                 "nsga2, pcfg-learn (options after ':', e.g. evolution:population=10)."),
     budget: Optional[int] = typer.Option(None, "--budget", "-n", help="Evaluations to run [20]."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps at full fidelity [200]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps at full fidelity [the task's recipe]."),
     fidelity: Optional[str] = typer.Option(None, "--fidelity", help="asha:min_steps,max_steps,eta"),
     time_limit: Optional[str] = typer.Option(None, "--time-limit", help="Stop asking after this long, e.g. 2h."),
     candidate_time_limit: Optional[str] = typer.Option(None, "--candidate-time-limit",

@@ -69,7 +69,7 @@ def _print_evaluation(e: EvaluationRecord) -> None:
     fields = {"metric_name": e.metric_name, "metric": e.metric, "best_metric": e.best_metric, "loss": e.loss,
               "params": e.params, "flops_per_token": e.flops_per_token, "wall_time_s": e.wall_time_s,
               "train_time_s": e.train_time_s, "tokens_per_s": e.tokens_per_s, "peak_mem_bytes": e.peak_mem_bytes,
-              "host": e.host, "device": e.device, "weights": e.weights_path, "cached_from": e.cached_from,
+              "host": e.host, "node": e.node_id, "device": e.device, "weights": e.weights_path, "cached_from": e.cached_from,
               "error": e.error}
     extra = {k: v for k, v in e.metrics.items()
              if k not in fields and k not in ("status", "extra_metrics", "patterns")}

@@ -139,7 +139,8 @@ def searches(json: bool = JsonOpt, db: Optional[str] = DbOpt) -> None:
         table.add_column("best architecture", overflow="fold", min_width=24)
     for row in rows:
         done = f"{row['completed']}/{row['budget']}" if row["budget"] is not None else str(row["completed"])
-        cells = [row["name"], row["strategy"], row["status"], done, str(row["failed"]), str(row["running"]),
+        status = "stale (resume it)" if row["stale"] else row["status"]
+        cells = [row["name"], row["strategy"], status, done, str(row["failed"]), str(row["running"]),
                  str(row["cache_hits"])] + ([short(row["best"])] if wide else []) + [row["task"]]
         table.add_row(*map(Text, cells), *([Text(row["best_compact"] or "-")] if wide else []))
     console.print(table)

@@ -18,6 +18,7 @@ from einsearch.evaluators.budgets import Budgets
 from einsearch.evaluators.types import Candidate, Result
 
 EXECUTORS = ("ray", "local", "fake")
+RAY_OPTIONS = ("address", "num_cpus", "num_gpus", "max_retries")
 
 
 class Executor(Protocol):
@@ -31,7 +32,10 @@ class Executor(Protocol):
 
 def make_executor(kind: str, workers: int = 1, **options: Any) -> Executor:
     """`local`, `ray` or `fake[:DELAY_SECONDS]`. Options: the `Budgets` fields, and for Ray `address`,
-    `num_cpus`, `num_gpus`, `max_retries` (options an executor does not use are ignored)."""
+    `num_cpus`, `num_gpus`, `max_retries` (the other executors ignore those four)."""
+    unknown = set(options) - set(Budgets.__dataclass_fields__) - set(RAY_OPTIONS)
+    if unknown:
+        raise UsageError(f"executor {kind!r}: unknown option {sorted(unknown)[0]!r}")
     name, _, arg = kind.partition(":")
     if name == "fake":
         from einsearch.evaluators.executor_fake import FakeExecutor
@@ -43,7 +47,7 @@ def make_executor(kind: str, workers: int = 1, **options: Any) -> Executor:
     if name == "local":
         from einsearch.evaluators.executor_local import LocalExecutor
 
-        return LocalExecutor(workers=workers, **{k: v for k, v in options.items() if k in Budgets.__dataclass_fields__})
+        return LocalExecutor(workers=workers, **{k: v for k, v in options.items() if k not in RAY_OPTIONS})
     if name == "ray":
         from einsearch.evaluators.executor_ray import RayExecutor
 

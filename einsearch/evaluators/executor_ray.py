@@ -5,7 +5,11 @@ environment says otherwise) sized to `workers * num_cpus` CPUs, so at most `work
 at once, with a watchdog (ray_watchdog.py) that takes that Ray down if the driver is killed; with
 `address` ("auto" or "HOST:PORT") it joins a running cluster (`ray start --head` on one machine,
 `ray start --address=HOST:PORT` on the others). `num_gpus` may be fractional to pack several
-small candidates on one GPU. A worker that dies is retried `max_retries` times, then reported failed.
+small candidates on one GPU; each candidate also reserves `memory=` its estimated footprint
+(`resources.memory_bytes`: parameters, optimizer state and activations), capped at the largest node's
+memory, so Ray does not over-pack a node. A worker that dies is retried `max_retries` times, then
+reported failed; one lost with its node (a dead raylet, a lost machine) is reported failed with the
+reason "node lost". Each result names the Ray node that trained it (`Result.node_id`).
 Ray workers start in the driver's working directory with it on their path, so a user task given as
 `my_module:make_task` from there imports in the workers too.
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 from einsearch.evaluators import ray_watchdog
 from einsearch.evaluators.budgets import Budgets
+from einsearch.evaluators.resources import memory_bytes
 from einsearch.evaluators.types import Candidate, Result, one_line
 
 log = logging.getLogger(__name__)
@@ -31,8 +36,11 @@ def _run(candidate: dict[str, Any], budgets: dict[str, Any], threads: int) -> tu
 
     from einsearch.evaluators.trainer import evaluate
 
+    import ray
+
     torch.set_num_threads(threads)
     result = evaluate(Candidate.from_dict(candidate), **budgets)
+    result = dataclasses.replace(result, node_id=ray.get_runtime_context().get_node_id())
     return result.to_dict(), result.weights  # the weights (tensors) travel beside the JSON-ready dict
 
 
@@ -42,11 +50,30 @@ def _reason(err: Exception, retries: int) -> str:
     if isinstance(err, rex.RayTaskError):
         cause = getattr(err, "cause", None) or err
         return f"{type(cause).__name__}: {one_line(str(cause).splitlines()[-1] if str(cause) else '')}"
-    if isinstance(err, (rex.WorkerCrashedError, rex.NodeDiedError, rex.ActorDiedError)):
+    if isinstance(err, rex.NodeDiedError) or _node_lost(err):
+        return f"node lost after {retries + 1} attempt(s): {one_line(str(err))}"
+    if isinstance(err, (rex.WorkerCrashedError, rex.ActorDiedError)):
         return f"worker died after {retries + 1} attempt(s): {one_line(str(err))}"
     if isinstance(err, rex.TaskCancelledError):
         return "cancelled"
     return f"{type(err).__name__}: {one_line(str(err))}"
+
+
+def _node_lost(err: Exception) -> bool:
+    """A system failure whose cause is a dead node (Ray words it in several ways across versions)."""
+    import ray.exceptions as rex
+
+    lost = (rex.WorkerCrashedError, rex.ObjectLostError, rex.OwnerDiedError, rex.RaySystemError)
+    text = str(err).lower()
+    return isinstance(err, lost) and any(word in text for word in ("node", "raylet"))
+
+
+def _largest_node_memory() -> int | None:
+    import ray
+
+    sizes = [node.get("Resources", {}).get("memory") for node in ray.nodes() if node.get("Alive")]
+    sizes = [int(size) for size in sizes if size]
+    return max(sizes) if sizes else None
 
 
 class RayExecutor:
@@ -74,15 +101,22 @@ class RayExecutor:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
             self.owns_ray = True
             log.info("ray started in %.1fs", time.perf_counter() - tick)
-        self._remote = ray.remote(_run).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries,
-                                                retry_exceptions=False)
+        self._remote = ray.remote(_run)
+        self._options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_retries": max_retries,
+                         "retry_exceptions": False}
+        self.memory_cap = _largest_node_memory()
         self._ids = itertools.count(1)
         self._pending: dict[Any, int] = {}  # ObjectRef -> key
 
     def submit(self, candidate: Candidate) -> int:
         key = next(self._ids)
         threads = max(1, int(self.num_cpus))
-        ref = self._remote.remote(candidate.to_dict(), self.budgets.kwargs(), threads)
+        memory = memory_bytes(candidate)
+        if self.memory_cap is not None and memory > self.memory_cap:
+            log.warning("candidate %s: estimated %.1f GiB exceeds every node's memory; reserving %.1f GiB",
+                        candidate.arch.hash[:12], memory / 2**30, self.memory_cap / 2**30)
+            memory = self.memory_cap
+        ref = self._remote.options(**self._options, memory=memory).remote(candidate.to_dict(), self.budgets.kwargs(), threads)
         self._pending[ref] = key
         return key
 

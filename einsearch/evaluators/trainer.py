@@ -6,8 +6,10 @@ can go wrong (an exception in a primitive, NaN/inf loss, divergence, out of memo
 limit) becomes `Result(status="failed", error=<one line>)`, never an exception.
 
 Recipe: AdamW (weight decay on matrices only), linear warm-up then cosine decay to 10% of the peak
-rate, gradient clipping at 1.0, loss = task loss + the primitives' auxiliary losses; bf16 autocast
-on CUDA; on the CPU a run is a pure function of (architecture, task, steps, seed).
+rate or a constant rate, gradient clipping at 1.0, loss = task loss + the primitives' auxiliary
+losses; steps, batch, rate, schedule, warm-up and betas come from the task's `recipe`
+(`TrainConfig.for_task`), overrides win; bf16 autocast on CUDA; on the CPU a run is a pure
+function of (architecture, task, steps, seed).
 After training, a successful run also reports the task's `extra_metrics` and, for a model with
 attention layers, their patterns (local / hybrid / global, see `patterns.py`).
 """
@@ -49,6 +51,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup: int | None = None  # steps; default min(100, steps // 10)
+    schedule: str = "cosine"  # after warm-up: "cosine" (down to 10% of lr) or "constant"
+    betas: tuple[float, float] = (0.9, 0.95)
     clip: float = 1.0
     eval_every: int | None = None  # default: about 10 curve points
     eval_batches: int = 4  # held-out batches scored at each curve point
@@ -57,11 +61,16 @@ class TrainConfig:
     max_mem_bytes: int | None = None  # GPU only
 
     @classmethod
-    def for_task(cls, task: Task, steps: int, **overrides: Any) -> "TrainConfig":
-        """The task's own training defaults (class attributes batch_size, lr, eval_batches), then overrides."""
-        base = {name: getattr(task, name) for name in ("batch_size", "lr", "eval_batches") if hasattr(task, name)}
+    def for_task(cls, task: Task, steps: int | None = None, **overrides: Any) -> "TrainConfig":
+        """The task's recipe (steps when not given, batch, lr, schedule, warm-up, betas) and its
+        `eval_batches`, then overrides (None leaves the recipe's value)."""
+        recipe = task.recipe
+        base: dict[str, Any] = {name: getattr(recipe, name)
+                                for name in ("batch_size", "lr", "schedule", "warmup", "betas")}
+        if hasattr(task, "eval_batches"):
+            base["eval_batches"] = task.eval_batches
         base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(steps=steps, **base)
+        return cls(steps=recipe.steps if steps is None else steps, **base)
 
 
 def _autocast(device: torch.device) -> Any:
@@ -78,13 +87,16 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def lr_factor(step: int, steps: int, warmup: int) -> float:
-    """Multiplier of the peak rate at `step` (0-based): linear warm-up, then cosine down to 0.1."""
+def lr_factor(step: int, steps: int, warmup: int, schedule: str = "cosine") -> float:
+    """Multiplier of the peak rate at `step` (0-based): linear warm-up, then cosine down to 0.1
+    (schedule "cosine") or the peak rate to the end ("constant")."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     progress = (step - warmup) / max(1, steps - warmup)
     return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -150,7 +162,7 @@ def train_model(model: nn.Module, task: Task | str, cfg: TrainConfig, *, device:
             batch = _to(next(data), device)
             tick = time.perf_counter()
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, cfg.steps, warmup)
+                group["lr"] = cfg.lr * lr_factor(step, cfg.steps, warmup, cfg.schedule)
             with _autocast(device):
                 logits = model(batch.inputs)
                 loss = task.loss(logits.float(), batch)

@@ -74,6 +74,7 @@ class Result:
     peak_mem_bytes: int | None = None
     device: str | None = None
     host: str | None = None
+    node_id: str | None = None  # the Ray node that trained it (None outside Ray)
     error: str | None = None  # one line, None unless failed
     # Task-specific figures reported beside the metric (e.g. icl-regression's ridge_mse and mse_ratio).
     extra_metrics: dict[str, float | None] = field(default_factory=dict)

@@ -8,6 +8,10 @@ never trained again; its stored result is reused and counted as a cache hit.
 Resume: evaluations this search finished are kept and replayed into a fresh strategy (rebuilding
 its population, learned weights or Optuna trials); ones left running by a killed process are marked
 interrupted and trained again. The budget counts finished evaluations (ok, failed, cache hits).
+
+Several drivers on one store: with `leases`, a candidate is trained under its run's lease; one whose
+run another driver is training waits (holding a worker slot) until that result is in the store and
+is then a cache hit, or until the lease is released or expires, and is then trained here.
 """
 from __future__ import annotations
 
@@ -24,11 +28,13 @@ from einsearch.search.types import Candidate, Result, succeeded
 from einsearch.tasks import Task
 
 if TYPE_CHECKING:
+    from einsearch.search.leases import Leases
     from einsearch.storage.records import EvaluationRecord
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: re-run on resume"
+WAIT_POLL_S = 0.5  # how often a candidate another driver is training is looked for in the store
 
 
 class AskTell(Protocol):
@@ -73,7 +79,7 @@ def _candidate_of(record: EvaluationRecord, task: str | None = None) -> Candidat
 class SearchLoop:
     def __init__(self, strategy: AskTell, executor: Executor, store: Store, *, task: Task, search: str, budget: int,
                  workers: int = 1, time_limit_s: float | None = None, keep_weights: int = 0,
-                 on_progress: Callable[[Progress], None] | None = None):
+                 on_progress: Callable[[Progress], None] | None = None, leases: Leases | None = None):
         if budget < 1 or workers < 1:
             raise UsageError(f"budget and workers must be >= 1, got budget={budget}, workers={workers}")
         self.strategy, self.executor, self.store, self.task = strategy, executor, store, task
@@ -83,10 +89,14 @@ class SearchLoop:
         self.on_progress = on_progress or (lambda progress: None)
         self.running: dict[Hashable, tuple[Candidate, int]] = {}  # executor key -> (candidate, evaluation id)
         self.rerun: list[Candidate] = []
+        self.leases = leases
+        self.waiting: list[Candidate] = []  # candidates whose run another driver holds the lease of
 
     # ---- resume -----------------------------------------------------------------------------------
     def restore(self) -> None:
         """Replay this search's stored evaluations into the strategy; queue interrupted ones."""
+        if self.leases is not None:  # the search's old driver is gone: its leases go with it
+            self.store.release_leases(search=self.search)
         self.store.abandon_running(self.search, reason=INTERRUPTED)
         asked, told = [], []
         for record in self.store.evaluations(self.search):
@@ -111,11 +121,22 @@ class SearchLoop:
             if progress.stopped is None:
                 self._fill()
             self.on_progress(progress)
-            if not self.running:
+            if not self.running and not self.waiting:
                 break
-            for key, result in self.executor.wait(timeout=self._time_left()):
+            if self.waiting and progress.stopped is not None:
+                self.waiting.clear()  # out of time: not worth waiting for another driver
+            if self.waiting:
+                self._poll_waiting()
+            timeout = self._time_left()
+            if self.waiting:
+                timeout = WAIT_POLL_S if timeout is None else min(timeout, WAIT_POLL_S)
+                if not self.running:
+                    time.sleep(timeout)
+            for key, result in self.executor.wait(timeout=timeout) if self.running else []:
                 candidate, evaluation = self.running.pop(key)
                 self.store.finish_evaluation(evaluation, result)
+                if self.leases is not None:
+                    self.leases.release(candidate)
                 if self.keep_weights and result.weights is not None:
                     self._keep(evaluation, result.weights)
                 self.strategy.tell(candidate, result)
@@ -144,7 +165,8 @@ class SearchLoop:
         from einsearch.search.base import SearchExhausted
 
         progress = self.progress
-        while len(self.running) < self.workers and progress.done + len(self.running) < progress.budget:
+        while (len(self.running) + len(self.waiting) < self.workers
+               and progress.done + len(self.running) + len(self.waiting) < progress.budget):
             if self._time_left() == 0:
                 progress.stopped = "time limit"
                 return
@@ -154,18 +176,47 @@ class SearchLoop:
                 log.warning("%s", err)
                 progress.stopped = "exhausted"
                 return
-            cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps,
-                                                  candidate.seed, candidate.lr)
-            if cached is not None:
-                self.store.record_cache_hit(self.search, candidate, cached.id)
-                result = _result_of(cached)
-                self.strategy.tell(candidate, result)
-                self._count(candidate, result, cached=True)
+            if self._reuse(candidate):
                 continue
-            evaluation = self.store.start_evaluation(self.search, candidate,
-                                                     report=check(candidate.arch, self.task))
-            self.running[self.executor.submit(candidate)] = (candidate, evaluation)
-            progress.running = len(self.running)
+            if self.leases is not None and not self.leases.acquire(candidate):
+                self.waiting.append(candidate)
+                continue
+            self._start(candidate)
+
+    def _reuse(self, candidate: Candidate) -> bool:
+        """Record a cache hit when the store has this run's result; True if it did."""
+        cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps, candidate.seed,
+                                              candidate.lr)
+        if cached is None:
+            return False
+        self.store.record_cache_hit(self.search, candidate, cached.id)
+        result = _result_of(cached)
+        self.strategy.tell(candidate, result)
+        self._count(candidate, result, cached=True)
+        return True
+
+    def _start(self, candidate: Candidate) -> None:
+        """Train a candidate whose lease this driver holds (or, without leases, any candidate)."""
+        if self.leases is not None and self._reuse(candidate):  # finished elsewhere before we took the lease
+            self.leases.release(candidate)
+            return
+        evaluation = self.store.start_evaluation(self.search, candidate, report=check(candidate.arch, self.task))
+        if self.leases is not None:
+            self.leases.attach(candidate, evaluation)
+        self.running[self.executor.submit(candidate)] = (candidate, evaluation)
+        self.progress.running = len(self.running)
+
+    def _poll_waiting(self) -> None:
+        """Candidates another driver was training: reuse their results, or train them once the lease is free."""
+        still = []
+        for candidate in self.waiting:
+            if self._reuse(candidate):
+                continue
+            if self.leases is not None and self.leases.acquire(candidate):
+                self._start(candidate)
+            else:
+                still.append(candidate)
+        self.waiting = still
 
     def _count(self, candidate: Candidate, result: Result, cached: bool) -> None:
         progress = self.progress

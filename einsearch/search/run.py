@@ -13,10 +13,11 @@ from einsearch.evaluators import executor as evaluators
 from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits
 from einsearch.search.asha import Asha, fidelity_warning
+from einsearch.search.leases import Leases, supports_leases
 from einsearch.search.library import baselines, get_baseline
+from einsearch.search.loop import INTERRUPTED, Progress, SearchLoop
 from einsearch.search.lr_grid import LrGrid, format_lr_grid, parse_lr_grid
 from einsearch.search.objectives import MULTI_OBJECTIVE_STRATEGIES, parse_objectives
-from einsearch.search.loop import Progress, SearchLoop
 from einsearch.search.strategies.pcfg_learn import read_weights
 from einsearch.search.store import Store
 from einsearch.search.registry import make_strategy, parse_strategy
@@ -31,7 +32,7 @@ class SearchConfig:
     task: str
     strategy: str = "evolution"
     budget: int = 20
-    steps: int = 200
+    steps: int | None = None  # training steps at full fidelity; default: the task's recipe
     fidelity: str | None = None
     max_params: int | None = None
     workers: int = 1
@@ -93,7 +94,7 @@ def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
         if not _matches(value, hints[key]):
             raise UsageError(f"{option}: expected {_type_name(hints[key])}, got {value!r}")
     for key in ("budget", "workers", "steps"):
-        if values.get(key, 1) < 1:
+        if (values.get(key) or 1) < 1:
             raise UsageError(f"{where}{key}: must be >= 1")
     if values.get("keep_weights", 0) < 0:
         raise UsageError(f"{where}keep-weights: must be >= 0")
@@ -157,7 +158,7 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
         task = get_task(config.task, allow_factory=not resume)
     elif resume and task.spec != config.task:
         raise TaskError(f"--task {task.spec[:60]!r} is not the task search {config.name!r} ran ({config.task[:60]!r})")
-    config = SearchConfig(**{**asdict(config), "task": task.spec})
+    config = SearchConfig(**{**asdict(config), "task": task.spec, "steps": config.steps or task.recipe.steps})
     options: dict[str, Any] = {"weights": read_weights(config.weights)} if config.weights else {}
     spec = config.strategy
     if options and not spec.startswith("pcfg-learn"):
@@ -185,18 +186,23 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
                             seed=config.seed, budget=runs)
     if on_strategy is not None:
         on_strategy(strategy)
+    leases = Leases(store, config.name, takeover_reason=INTERRUPTED) if supports_leases(store) else None
     loop = SearchLoop(strategy, executor, store, task=task, search=config.name,
                       budget=runs, workers=config.workers, time_limit_s=config.time_limit_s,
-                      keep_weights=config.keep_weights, on_progress=on_progress)
+                      keep_weights=config.keep_weights, on_progress=on_progress, leases=leases)
     if resume:
         loop.restore()
     store.set_search_status(config.name, "running")
+    if leases is not None:
+        leases.start()
     try:
         progress = loop.run()
     except KeyboardInterrupt:
         store.set_search_status(config.name, "interrupted")
         raise
     finally:
+        if leases is not None:
+            leases.stop()
         executor.shutdown()
     store.set_search_status(config.name, "finished")
     return progress

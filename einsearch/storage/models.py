@@ -105,7 +105,9 @@ class Evaluation(Base):
     weights_sha256: Mapped[str | None] = mapped_column(String(64))
     # Added by revision 0002: set when the result was reused from an earlier evaluation (a cache hit).
     cached_from: Mapped[int | None] = mapped_column(ForeignKey("evaluations.id", name="fk_evaluations_cached_from"))
-    # Added by revision 0003: the peak learning rate trained at (None: the task's recipe rate); part of the cache key.
+    # Added by revision 0003: the Ray node that trained it (None: trained outside Ray, or unknown).
+    node_id: Mapped[str | None] = mapped_column(String(64))
+    # Added by revision 0004: the peak learning rate trained at (None: the task's recipe rate); in the cache key.
     lr: Mapped[float | None] = mapped_column(Float)
 
     arch: Mapped[Architecture] = relationship()
@@ -113,7 +115,7 @@ class Evaluation(Base):
 
 
 class FidelityCorrelation(Base):
-    """Added by revision 0003: how well the ranking at a low step budget predicts the ranking at a
+    """Added by revision 0004: how well the ranking at a low step budget predicts the ranking at a
     higher one (Spearman's rho over the same candidates), measured by `einsearch fidelity`."""
 
     __tablename__ = "fidelity_correlations"
@@ -142,3 +144,19 @@ class Lineage(Base):
     op: Mapped[str] = mapped_column(String(100))
     search_id: Mapped[int | None] = mapped_column(ForeignKey("searches.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Lease(Base):
+    """Added by revision 0003. One row per training run (architecture, task, steps, seed) that a driver
+    is training now: whoever holds the lease trains it, the others wait for its result. The holder
+    renews `expires_at` with a heartbeat; an expired lease (a killed driver) is taken over."""
+
+    __tablename__ = "leases"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the run's identity
+    owner: Mapped[str] = mapped_column(String(200), index=True)  # host:pid:random of the driver
+    search_id: Mapped[int | None] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), index=True)
+    evaluation_id: Mapped[int | None] = mapped_column(Integer)  # the holder's evaluation row, once started
+    acquired_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

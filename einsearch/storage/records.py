@@ -42,12 +42,13 @@ class SearchSummary:
     failed: int
     running: int
     cache_hits: int
+    stale: bool = False  # 'running', but no driver has renewed it within the lease time (killed?)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.search
         return {"name": s.name, "task": s.task, "strategy": s.strategy, "status": s.status, "seed": s.seed,
                 "budget": s.budget, "completed": self.completed, "failed": self.failed, "running": self.running,
-                "cache_hits": self.cache_hits, "code_version": s.code_version,
+                "cache_hits": self.cache_hits, "stale": self.stale, "code_version": s.code_version,
                 "created_at": s.created_at.isoformat(), "updated_at": s.updated_at.isoformat()}
 
 
@@ -98,6 +99,7 @@ class EvaluationRecord:
     finished_at: datetime | None
     weights_path: str | None
     cached_from: int | None
+    node_id: str | None = None  # the Ray node that trained it
     lr: float | None = None  # the peak learning rate trained at; None: the task's recipe rate
 
     @classmethod
@@ -112,7 +114,7 @@ class EvaluationRecord:
             wall_time_s=row.wall_time_s, train_time_s=row.train_time_s, tokens_per_s=row.tokens_per_s,
             peak_mem_bytes=row.peak_mem_bytes, host=row.host, device=row.device, error=row.error,
             created_at=row.created_at, finished_at=row.finished_at, weights_path=row.weights_path,
-            cached_from=row.cached_from, lr=row.lr)
+            cached_from=row.cached_from, node_id=row.node_id, lr=row.lr)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import subprocess
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -30,6 +31,7 @@ from einsearch.storage.values import field, finite, result_columns, task_higher_
 from einsearch.storage.archs import ArchitecturesMixin
 from einsearch.storage.fidelity import FidelityMixin
 from einsearch.storage.weights import WeightsMixin
+from einsearch.storage.leases import LeasesMixin, lease_ttl_s
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,7 +64,7 @@ def _record_or_none(row: Evaluation | None) -> EvaluationRecord | None:
     return EvaluationRecord.of(row) if row is not None else None
 
 
-class Store(ArchitecturesMixin, WeightsMixin, FidelityMixin):
+class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin, FidelityMixin):
     """Searches, architectures, evaluations, lineage and weights in one SQLAlchemy database."""
 
     def __init__(self, url: str, *, artifacts_dir: str | os.PathLike | None = None, create: bool = True):
@@ -167,8 +169,10 @@ class Store(ArchitecturesMixin, WeightsMixin, FidelityMixin):
 
         self._write(work, "set search status")
 
-    def searches(self) -> list[SearchSummary]:
-        """Every search with its evaluation counts, oldest first."""
+    def searches(self, stale_after_s: float | None = None) -> list[SearchSummary]:
+        """Every search with its evaluation counts, oldest first. A 'running' search whose driver has not
+        renewed it (heartbeat) for `stale_after_s` (default: the lease time to live) is marked stale."""
+        stale_before = utcnow() - timedelta(seconds=lease_ttl_s() if stale_after_s is None else stale_after_s)
         counts = (select(Evaluation.search_id,
                          func.sum(case((Evaluation.status == "ok", 1), else_=0)).label("ok"),
                          func.sum(case((Evaluation.status == "failed", 1), else_=0)).label("failed"),
@@ -180,7 +184,8 @@ class Store(ArchitecturesMixin, WeightsMixin, FidelityMixin):
             rows = session.execute(select(Search, counts).outerjoin(counts, counts.c.search_id == Search.id)
                                    .order_by(Search.id))
             return [SearchSummary(SearchRecord.of(r.Search), int(r.ok or 0), int(r.failed or 0),
-                                  int(r.running or 0), int(r.cached or 0)) for r in rows]
+                                  int(r.running or 0), int(r.cached or 0),
+                                  r.Search.status == "running" and r.Search.updated_at < stale_before) for r in rows]
 
         return self._read(work)
 

@@ -14,7 +14,8 @@ from einsearch.evaluators.types import Result
 from einsearch.storage.engine import StoreError
 
 RESULT_COLUMNS = ("metric_name", "metric", "best_metric", "loss", "params", "flops_per_token", "wall_time_s",
-                  "train_time_s", "tokens_per_s", "peak_mem_bytes", "host", "device", "error")
+                  "train_time_s", "tokens_per_s", "peak_mem_bytes", "host", "device", "error",
+                  "node_id")
 INT_COLUMNS = ("params", "flops_per_token", "peak_mem_bytes")
 
 

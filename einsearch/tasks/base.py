@@ -60,6 +60,28 @@ class PooledHead(nn.Module):
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """How a task trains when nothing else is asked: steps, batch, peak rate and its schedule
+    (`TrainConfig.for_task` starts from it; `einsearch tasks` shows it)."""
+
+    steps: int = 200
+    batch_size: int = 32
+    lr: float = 1e-3
+    schedule: str = "cosine"  # after warm-up: "cosine" (down to 10% of lr) or "constant"
+    warmup: int | None = None  # steps; None: min(100, steps // 10)
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
+
+    def describe(self) -> str:
+        warmup = "auto" if self.warmup is None else str(self.warmup)
+        return (f"{self.steps} steps, batch {self.batch_size}, lr {self.lr:g}, warm-up {warmup}, {self.schedule}, "
+                f"betas {self.betas[0]:g}/{self.betas[1]:g}")
+
+
+@dataclass(frozen=True)
 class Task:
     """Base task. Subclasses are frozen dataclasses whose fields are the spec's parameters."""
 
@@ -68,6 +90,13 @@ class Task:
     metric: ClassVar[str] = "accuracy"
     higher_is_better: ClassVar[bool] = True
     # Filled by register_task from the parameter names of a subclass.
+
+    @property
+    def recipe(self) -> Recipe:
+        """The task's default training recipe; subclasses override it, or set the class attributes
+        `batch_size` and `lr` (the rest keeps `Recipe`'s defaults)."""
+        base = Recipe()
+        return Recipe(batch_size=getattr(self, "batch_size", base.batch_size), lr=getattr(self, "lr", base.lr))
 
     @property
     def seq_len(self) -> int:

@@ -76,3 +76,28 @@ def test_fuzzed_strings_in_a_real_process():
     bad = [c for c in codes if c != "EXIT 0"]
     assert all(c == "EXIT 2" for c in bad)
     assert len([l for l in out.stderr.splitlines() if l.startswith("error:")]) == len(bad)
+
+
+def test_tasks_show_their_recipe(cli):
+    result = cli("tasks", "--json")
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in map(json.loads, result.stdout.splitlines())}
+    short = rows["mqar-tiny"]["recipe"]
+    assert short["schedule"] == "constant" and short["steps"] > 0 and short["lr"] > 0 and short["batch_size"] > 0
+    assert rows["mqar-cpu"]["recipe"]["schedule"] == "cosine"
+    table = cli("tasks")
+    assert table.exit_code == 0 and "recipe" in table.stdout
+
+
+def test_search_steps_default_to_the_task_recipe(tmp_path):
+    from einsearch.search.run import SearchConfig, run_search
+    from einsearch.storage import Store
+    from einsearch.tasks import get_task
+
+    with Store.open(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        for name, steps in (("recipe", None), ("given", 7)):
+            run_search(SearchConfig(name=name, task="mqar-cpu", strategy="random", budget=2, steps=steps,
+                                    executor="fake"), store)
+        by_search = {name: {e.steps for e in store.evaluations(name)} for name in ("recipe", "given")}
+        assert store.get_search("recipe").config["steps"] == get_task("mqar-cpu").recipe.steps
+    assert by_search == {"recipe": {get_task("mqar-cpu").recipe.steps}, "given": {7}}

@@ -32,3 +32,11 @@ def test_failed_training_exits_1_with_reason(cli):
     out = cli("evaluate", arch, "--task", "tests.evaluators.faulty_task:make_nan", "--steps", "3", "--json")
     assert out.exit_code == 1
     assert json.loads(out.stdout)["error"].startswith("non-finite loss")
+
+
+def test_without_steps_the_task_recipe_applies(cli):
+    from tests.evaluators.faulty_task import make_nan
+
+    arch = small_arch("transformer", "toy-causal", width=32)
+    out = cli("evaluate", arch, "--task", "tests.evaluators.faulty_task:make_nan", "--json")
+    assert json.loads(out.stdout)["steps"] == make_nan().recipe.steps

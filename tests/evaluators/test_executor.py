@@ -95,3 +95,17 @@ def test_dead_worker_is_stored_as_failed_and_the_search_goes_on(ray_executor, tm
         assert records[FAULTY + "kill"].status == "failed"
         assert records[FAULTY + "kill"].error.startswith("worker died after 2 attempt(s)")
         assert [r.status for r in store.evaluations("dead") if r.task == TASK] == ["ok", "ok"]
+
+
+def test_make_executor_passes_budgets_and_refuses_unknown_options():
+    from einsearch.errors import UsageError
+    from einsearch.evaluators.executor import make_executor
+    from einsearch.evaluators.executor_fake import FakeExecutor
+
+    local = make_executor("local", time_limit_s=5.0, max_params=1000, address="ignored-by-local")
+    assert local.budgets.time_limit_s == 5.0 and local.budgets.max_params == 1000
+    assert isinstance(make_executor("fake:0.5"), FakeExecutor)
+    with pytest.raises(UsageError, match="unknown option 'time_limit'"):
+        make_executor("local", time_limit=5.0)  # the old name would have been dropped silently
+    with pytest.raises(UsageError, match="unknown executor 'slurm'"):
+        make_executor("slurm")

@@ -96,3 +96,27 @@ def test_evaluate_builds_the_architecture_and_checks_budgets():
     assert big.train_time_s == 0.0
     bad = evaluate(Candidate(arch, "no-such-task", 8), device="cpu")
     assert bad.status == "failed" and bad.error.startswith("bad task: unknown task 'no-such-task'")
+
+
+def test_constant_schedule_keeps_the_peak_rate_after_warm_up():
+    assert [lr_factor(s, 400, 0, "constant") for s in (0, 1, 200, 399)] == [1.0] * 4
+    assert lr_factor(0, 400, 4, "constant") == 0.25 and lr_factor(3, 400, 4, "constant") == 1.0
+    assert lr_factor(399, 400, 0, "constant") == 1.0 > lr_factor(399, 400, 0, "cosine")
+
+
+def test_config_starts_from_the_task_recipe_and_overrides_win():
+    task = get_task("mqar:seq=64,pairs=4,vocab=128")
+    cfg = TrainConfig.for_task(task)
+    recipe = task.recipe
+    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.schedule, cfg.warmup, cfg.betas) == (
+        recipe.steps, recipe.batch_size, recipe.lr, recipe.schedule, recipe.warmup, recipe.betas)
+    assert cfg.eval_batches == task.eval_batches
+    mine = TrainConfig.for_task(task, 50, lr=1e-2, schedule="cosine", warmup=None)
+    assert (mine.steps, mine.lr, mine.schedule, mine.warmup) == (50, 1e-2, "cosine", recipe.warmup)
+
+
+def test_the_optimizer_uses_the_configured_betas():
+    from einsearch.evaluators.trainer import _optimizer
+
+    opt = _optimizer(TinyCausalLM(16), TrainConfig(steps=1, betas=(0.8, 0.999)))
+    assert all(group["betas"] == (0.8, 0.999) for group in opt.param_groups)

@@ -1,4 +1,4 @@
-"""Revision 0003 on SQLite and PostgreSQL: each run's learning rate (part of the cache key, shown by
+"""Revision 0004 on SQLite and PostgreSQL: each run's learning rate (part of the cache key, shown by
 the leaderboard) and the measured rank correlations between step budgets."""
 from __future__ import annotations
 

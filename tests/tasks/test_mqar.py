@@ -44,3 +44,14 @@ def test_batches_are_seeded_and_splits_differ():
     a = next(task.batches("train", 4, seed=0)).inputs
     assert torch.equal(a, next(task.batches("train", 4, seed=0)).inputs)
     assert not torch.equal(a, next(task.batches("valid", 4, seed=0)).inputs)
+
+
+def test_short_mqar_recipe_spends_no_steps_on_warm_up_or_decay():
+    from einsearch.evaluators.trainer import TrainConfig, lr_factor
+
+    cfg = TrainConfig.for_task(get_task("mqar:seq=64,pairs=4,vocab=128"))
+    assert cfg.steps <= 600 and cfg.batch_size == 64 and cfg.lr == 3e-3 and cfg.betas == (0.9, 0.999)
+    rates = [lr_factor(s, cfg.steps, cfg.warmup, cfg.schedule) for s in range(cfg.steps)]
+    assert rates == [1.0] * cfg.steps  # the peak rate from the first step to the last
+    longer = get_task("mqar-cpu").recipe  # T=128: warm-up + cosine over thousands of steps
+    assert longer.schedule == "cosine" and longer.steps >= 2000

@@ -2,8 +2,8 @@
 the cache key; NULL for the task's recipe rate) and `fidelity_correlations` (Spearman's rho between
 the rankings at two step budgets on a task).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003_cluster
 Create Date: 2026-12-02
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003_cluster"
 branch_labels = None
 depends_on = None
 

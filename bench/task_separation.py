@@ -1,0 +1,99 @@
+"""Does a task separate architectures at its recipe? Every baseline's score, per task, at the task's recipe.
+
+Each baseline (width 64, its unit stacked twice, as `einsearch baselines` sizes it) is trained on each
+task through `evaluate` with the task's recipe (steps, batch, lr, schedule: `einsearch tasks`), two
+trainings at a time, one thread each. The known ordering on recall tasks: attention and the delta
+rule >= 0.9, gated convolutions visibly lower.
+
+    .venv/bin/python bench/task_separation.py                                # MQAR T=64, every baseline
+    .venv/bin/python bench/task_separation.py --tasks "mqar-cpu" --baselines transformer,deltanet,baseconv
+    .venv/bin/python bench/task_separation.py --tiny                         # seconds; prints only
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from results_md import write_section
+
+
+def train(name: str, spec: str, steps: int | None, seed: int, width: int) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from einsearch.tasks import get_task
+    from einsearch.evaluators.trainer import evaluate
+    from einsearch.evaluators.types import Candidate
+    from einsearch.search.library import get_baseline
+    from einsearch.grammar import check
+
+    task = get_task(spec)
+    arch = get_baseline(name, task, width=width)
+    steps = steps or task.recipe.steps
+    result = evaluate(Candidate(arch, spec, steps, seed=seed), device="cpu", eval_every=max(1, steps // 12))
+    state = check(arch, task).state_size
+    return {"name": name, "task": spec, "seed": seed, "steps": steps, "arch": str(arch), "state": state,
+            **result.to_dict()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="mqar-tiny, 30 steps, three baselines, print only")
+    parser.add_argument("--tasks", default="mqar:seq=64,pairs=4,vocab=128", help="';'-separated specs")
+    parser.add_argument("--baselines", default="all", help="comma-separated names, or all")
+    parser.add_argument("--steps", type=int, default=None, help="override every task's recipe steps")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    from einsearch.search.library import baselines
+
+    specs = ["mqar-tiny"] if args.tiny else args.tasks.split(";")
+    steps = 30 if args.tiny else args.steps
+    wanted = "transformer,deltanet,baseconv" if args.tiny else args.baselines
+    jobs = []
+    for spec in specs:
+        names = [n for n, _ in baselines(spec, width=args.width)]
+        names = names if wanted == "all" else [n for n in wanted.split(",") if n in names]
+        jobs += [(n, spec, steps, seed, args.width) for n in names for seed in range(args.seeds)]
+    started = time.time()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        runs = list(pool.map(train, *zip(*jobs)))
+    for spec in specs:
+        section = report([r for r in runs if r["task"] == spec], spec, args, time.time() - started, steps)
+        print(section)
+        if not args.tiny:
+            write_section(section)
+
+
+def report(runs: list[dict], spec: str, args: argparse.Namespace, wall: float, steps: int | None) -> str:
+    from einsearch.tasks import get_task
+
+    date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
+    recipe = get_task(spec).recipe
+    lines = [f"## Task separation, `{spec}` (bench/task_separation.py)", "",
+             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other "
+             f"jobs), {args.workers} trainings at a time, 1 torch thread each; {wall / 60:.0f} min wall for the run. "
+             f"Recipe: {recipe.describe()}" + (f" (steps overridden: {steps})" if steps else "")
+             + f". Width {args.width}, unit stacked twice; metric on held-out batches; seeds 0..{args.seeds - 1}.",
+             "", "| baseline | params | decoding state | final per seed | best on curve | s/step | curve (seed 0) |",
+             "|---|---|---|---|---|---|---|"]
+    names = list(dict.fromkeys(r["name"] for r in runs))
+    key = lambda name: -max((r["metric"] or 0.0) for r in runs if r["name"] == name)
+    for name in sorted(names, key=key):
+        mine = sorted((r for r in runs if r["name"] == name), key=lambda r: r["seed"])
+        finals = " ".join(f"{r['metric']:.3f}" if r["status"] == "ok" else f"failed ({r['error']})" for r in mine)
+        best = " ".join(f"{r['best_metric']:.3f}" for r in mine if r["status"] == "ok")
+        sps = " ".join(f"{r['train_time_s'] / r['steps']:.3f}" for r in mine if r.get("train_time_s"))
+        curve = " ".join(f"{s}:{m:.2f}" for s, m in mine[0]["curve"][1::2])
+        lines.append(f"| {name} | {mine[0]['params']:,} | {mine[0]['state']:,} | {finals} | {best} | {sps} | {curve} |")
+    lines += [""] + [f"- {name}: `{next(r['arch'] for r in runs if r['name'] == name)}`" for name in names]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
