@@ -34,6 +34,8 @@ def arch_table(rows: Sequence[dict[str, Any]], *, title: str, metric: str, capti
     """`rows`: dicts with the keys of COLUMNS (missing ones shown as '-') and 'compact'."""
     wide = console.width >= WIDE
     shown = [(header, key) for header, key, narrow in COLUMNS if wide or narrow]
+    if any(row.get("lr") is not None for row in rows):  # searched over an --lr-grid: the rate each one won at
+        shown.insert(2, ("lr", "lr"))
     hint = "hash: its first 12 digits; `einsearch show HASH` gives the canonical string. state: decoding state " \
            "per sequence" + ("; FLOPs per token" if wide else "; a wider terminal or --format json shows FLOPs, "
                              "families, steps")

@@ -1,6 +1,7 @@
 """`einsearch evaluate`: train one architecture on a task and print its metrics."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
@@ -36,6 +37,11 @@ def _portable_spec(text: str, task) -> str:
 
 
 def _run(candidate: Candidate, executor: str, ray_address: str | None, **budgets) -> Result:
+    return _run_all([candidate], executor, ray_address, **budgets)[0]
+
+
+def _run_all(candidates: list[Candidate], executor: str, ray_address: str | None, **budgets) -> list[Result]:
+    """Each candidate's result, in order (one executor for all of them)."""
     from einsearch.evaluators.executor import make_executor
 
     options = dict(budgets)
@@ -43,10 +49,39 @@ def _run(candidate: Candidate, executor: str, ray_address: str | None, **budgets
         options["address"] = ray_address
     runner = make_executor(executor, workers=1, **options)
     try:
-        runner.submit(candidate)
-        return runner.wait()[0][1]
+        keys = [runner.submit(candidate) for candidate in candidates]
+        done: dict = {}
+        while len(done) < len(keys):
+            done.update(runner.wait())
+        return [done[key] for key in keys]
     finally:
         runner.shutdown()
+
+
+def _best_rate(candidates: list[Candidate], results: list[Result], higher_is_better: bool) -> int:
+    """The index of the best successful run (the first of the grid on a tie; the first if all failed)."""
+    from einsearch.search.lr_grid import best_run
+
+    def score(result: Result) -> float | None:
+        if not result.ok or result.metric is None:
+            return None
+        return result.metric if higher_is_better else -result.metric
+
+    rates = [c.lr for c in candidates]
+    rate, _ = best_run(dict(zip(rates, results)), rates, score)
+    return rates.index(rate)
+
+
+def _grid_table(candidates: list[Candidate], results: list[Result], best: int) -> None:
+    table = Table(title="learning-rate grid: the best run is kept", show_header=True)
+    for column in ("lr", "status", results[best].metric_name or "metric", "loss"):
+        table.add_column(column)
+    for i, (candidate, result) in enumerate(zip(candidates, results)):
+        mark = " *" if i == best else ""
+        metric = "-" if result.metric is None else f"{result.metric:.4f}"
+        loss = "-" if result.loss is None else f"{result.loss:.4f}"
+        table.add_row(f"{candidate.lr:g}{mark}", "ok" if result.ok else f"failed: {result.error}", metric, loss)
+    console.print(table)
 
 
 def _summary(candidate: Candidate, result: Result) -> None:
@@ -58,7 +93,8 @@ def _summary(candidate: Candidate, result: Result) -> None:
     rows = [("status", status), (result.metric_name or "metric", fmt(result.metric, ".4f")),
             ("best", fmt(result.best_metric, ".4f")), ("loss", fmt(result.loss, ".4f")),
             ("params", fmt(result.params, ",d")), ("FLOPs/token", fmt(result.flops_per_token, ",d")),
-            ("steps", str(candidate.steps)), ("wall time", f"{result.wall_time_s:.2f} s"),
+            ("steps", str(candidate.steps) + ("" if candidate.lr is None else f" at lr {candidate.lr:g}")),
+            ("wall time", f"{result.wall_time_s:.2f} s"),
             ("train time", f"{result.train_time_s:.2f} s"), ("tokens/s", fmt(result.tokens_per_s, ",.0f")),
             ("peak memory", fmt(result.peak_mem_bytes and result.peak_mem_bytes / 2**20, ",.0f") + " MiB"),
             ("device", f"{result.device or '-'} on {result.host or '-'}")]
@@ -83,6 +119,8 @@ def evaluate(
     time_limit: float = typer.Option(None, "--time-limit", help="Wall-clock limit in seconds."),
     max_params: str = MaxParamsOpt,
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)."),
+    lr_grid: str = typer.Option(None, "--lr-grid", help="Train at each of these learning rates (e.g. "
+                                "1e-3,3e-3,1e-2) and report the best run."),
     json: bool = JsonOpt,
 ) -> None:
     """Train one architecture on a task and print its metrics (failures are reported, exit code 1)."""
@@ -94,13 +132,23 @@ def evaluate(
         fail(f"--time-limit must be positive, got {time_limit}")
     task_obj = get_task(task)
     steps = task_obj.recipe.steps if steps is None else steps
+    from einsearch.search.lr_grid import parse_lr_grid
+
+    rates = parse_lr_grid(lr_grid)
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
-    result = _run(candidate, executor, ray_address, device=device, time_limit_s=time_limit,
-                  max_params=parse_count(max_params, "--max-params"))
+    budgets = dict(device=device, time_limit_s=time_limit, max_params=parse_count(max_params, "--max-params"))
+    grid = [dataclasses.replace(candidate, lr=rate) for rate in rates] or [candidate]
+    results = _run_all(grid, executor, ray_address, **budgets)
+    best = _best_rate(grid, results, task_obj.higher_is_better)
+    candidate, result = grid[best], results[best]
     if json:
+        runs = {"lr_grid": [{"lr": c.lr, **{k: r.to_dict()[k] for k in ("status", "metric", "loss", "error")}}
+                            for c, r in zip(grid, results)]} if rates else {}
         emit_json({"arch": str(candidate.arch), "hash": candidate.arch.hash, "task": candidate.task,
-                   "steps": steps, "seed": seed, **result.to_dict()})
+                   "steps": steps, "seed": seed, "lr": candidate.lr, **result.to_dict(), **runs})
     else:
+        if rates:
+            _grid_table(grid, results, best)
         _summary(candidate, result)
     if not result.ok:
         raise typer.Exit(1)

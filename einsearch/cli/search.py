@@ -37,7 +37,7 @@ def _run_in(store: Any, config: Any, db: str, resume: bool, task: Any) -> None:
 
         def show(p: Any) -> None:
             best = "-" if p.best is None else f"{p.best:.4g}"
-            bar.update(task_id, completed=p.done, status=f"failed {p.failed}  running {p.running}  "
+            bar.update(task_id, completed=p.done, total=p.budget, status=f"failed {p.failed}  running {p.running}  "
                        f"cached {p.cache_hits}  best {best}")
 
         def note(strategy: Any) -> None:
@@ -69,7 +69,7 @@ def _top_table(store: Any, name: str, stopped: str | None, top: int = 10) -> Non
         rows.append({"rank": len(seen), "value": record.metric, "params": record.params,
                      "state_size": facts.state_size, "flops_per_token": record.flops_per_token,
                      "families": facts.families, "steps": record.steps, "evaluation": record.id, "arch_hash": record.arch_hash, "search": record.search,
-                     "compact": facts.compact})
+                     "compact": facts.compact, "lr": record.lr})
         if len(seen) == top:
             break
     metric = (records[0].metric_name if records else None) or "metric"
@@ -151,6 +151,11 @@ def search_command(
     seed_with: Optional[str] = typer.Option(None, "--seed-with", help="Baselines to start from: a,b or all."),
     keep_weights: Optional[int] = typer.Option(None, "--keep-weights", help="Keep the trained weights of the best "
                                                "K candidates [3]; 0 keeps none."),
+    lr_grid: Optional[str] = typer.Option(None, "--lr-grid", help="Train each architecture at each of these "
+                                          "learning rates (e.g. 1e-3,3e-3,1e-2) and score it by the best; the budget "
+                                          "counts architectures."),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help="Multi-objective search (nsga2, evolution): "
+                                             "the metric and costs, e.g. accuracy,state,params (or flops)."),
     name: Optional[str] = typer.Option(None, "--name", help="Search name (default: strategy and time)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="pcfg-learn: learned weights TOML to start from."),
     db: Optional[str] = DbOpt,
@@ -160,7 +165,8 @@ def search_command(
     given = dict(task=task, strategy=strategy, budget=budget, steps=steps, fidelity=fidelity, time_limit=time_limit,
                  candidate_time_limit=candidate_time_limit, max_params=max_params, workers=workers,
                  executor=executor, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, device=device,
-                 seed_with=seed_with, keep_weights=keep_weights, name=name, weights=weights, seed=seed)
+                 seed_with=seed_with, keep_weights=keep_weights, name=name, weights=weights, seed=seed,
+                 lr_grid=lr_grid, objectives=objectives)
     values = load_config_file(config_file) if config_file else {}
     values |= {k: v for k, v in given.items() if v is not None}
     config = _to_config(values, f"--config {config_file}: " if config_file else "--")

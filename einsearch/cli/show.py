@@ -64,7 +64,7 @@ def _print_curve(curve: list[Any]) -> None:
 
 def _print_evaluation(e: EvaluationRecord) -> None:
     console.print(f"[bold]evaluation {e.id}[/]  status {e.status}  search {e.search or '-'}  task {e.task}  "
-                  f"steps {e.steps}  seed {e.seed}", highlight=False)
+                  f"steps {e.steps}  seed {e.seed}" + (f"  lr {e.lr:g}" if e.lr is not None else ""), highlight=False)
     table = Table("field", "value", box=None)
     fields = {"metric_name": e.metric_name, "metric": e.metric, "best_metric": e.best_metric, "loss": e.loss,
               "params": e.params, "flops_per_token": e.flops_per_token, "wall_time_s": e.wall_time_s,

@@ -38,9 +38,13 @@ def leaderboard(
                                              "(repeat for several)."),
     top: int = typer.Option(20, "--top", "-k", help="How many architectures."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json (one object per line) or csv."),
+    pareto: bool = typer.Option(False, "--pareto", help="Only the non-dominated front (per task) of --objectives."),
+    objectives: str = typer.Option("accuracy,state,params", "--objectives", help="With --pareto: the metric and "
+                                   "costs to trade off (state, params, flops)."),
     db: Optional[str] = DbOpt,
 ) -> None:
-    """The best evaluation of each architecture, ranked; ties go to fewer parameters."""
+    """The best evaluation of each architecture, ranked; ties go to fewer parameters. With --pareto, the
+    architectures no other one beats on every objective (best metric, least state, fewest parameters)."""
     if fmt not in ("table", "json", "csv"):
         fail(f"--format must be table, json or csv, got {fmt!r}")
     if top < 1:
@@ -52,8 +56,9 @@ def leaderboard(
         if metric is not None and not store.has_metric(metric):
             fail(f"--metric: no evaluation reports a metric named {metric!r} (main metrics: "
                  f"{', '.join(store.metric_names()) or 'none yet'})")
-        rows = [row.to_dict() for row in store.leaderboard(task=canonical_task(task), search=search, metric=metric,
-                                                           max_params=budget, uses=uses or (), top=top)]
+        ranked = store.leaderboard(task=canonical_task(task), search=search, metric=metric, max_params=budget,
+                                   uses=uses or (), top=None if pareto else top)
+        rows = [row.to_dict() for row in ranked]
     filters = {"--task": task, "--search": search, "--metric": metric, "--max-params": max_params,
                "--uses": ",".join(uses or ()) or None}
     given = ", ".join(f"{k} {v}" for k, v in filters.items() if v is not None)
@@ -61,6 +66,8 @@ def leaderboard(
         err_console.print(f"nothing matched: no finished evaluation with {given}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     rows = [{**row, **_facts(row["arch"], row["task"])} for row in rows]
+    if pareto:
+        rows = _front(rows, objectives)[:top]
     if fmt == "json":
         for row in rows:
             emit_json(row)
@@ -72,8 +79,27 @@ def leaderboard(
         from einsearch.cli.arch_table import arch_table
 
         metric_name = rows[0]["metric"] if rows else (metric or "metric")
-        title = f"leaderboard: {len(rows)} architectures" + (f", task {task}" if task else "")
+        title = (f"{'Pareto front' if pareto else 'leaderboard'}: {len(rows)} architectures"
+                 + (f", task {task}" if task else "") + (f" ({objectives})" if pareto else ""))
         console.print(arch_table(rows, title=title, metric=metric_name))
+
+
+def _front(rows: list[dict], objectives: str) -> list[dict]:
+    """The rows no other row of the same task dominates on `objectives`, in leaderboard order, re-ranked.
+    `rows` come best first, so within a task the first value is the best: that gives the direction."""
+    from einsearch.search.objectives import maximised, parse_objectives
+    from einsearch.search.pareto import pareto_front
+
+    names = parse_objectives(objectives)
+    keep: set[int] = set()
+    for spec in dict.fromkeys(row["task"] for row in rows):
+        mine = [(i, row) for i, row in enumerate(rows) if row["task"] == spec]
+        higher = mine[0][1]["value"] >= mine[-1][1]["value"]
+        points = [(i, maximised({"metric": row["value"], "state": row["state_size"], "params": row["params"],
+                                 "flops": row["flops_per_token"]}, names, higher)) for i, row in mine]
+        keep |= {i for i, _ in pareto_front(points)}
+    front = [row for i, row in enumerate(rows) if i in keep]
+    return [{**row, "rank": rank} for rank, row in enumerate(front, start=1)]
 
 
 def _facts(arch: str, task: str) -> dict:

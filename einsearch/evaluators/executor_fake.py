@@ -64,6 +64,9 @@ def fake_result(candidate: Candidate, task: Task | None = None) -> Result:
     """The fake evaluator's Result for a candidate; more steps give a slightly better score."""
     task = task or get_task(candidate.task)
     value = fake_metric(candidate.arch, candidate.seed) * (1 - 0.5 / math.sqrt(candidate.steps))
+    if candidate.lr is not None:  # each architecture has its own best rate; a decade off costs 10%
+        best = 10 ** (-3.5 + 1.5 * unit_hash(f"{candidate.arch.hash}:lr"))
+        value *= max(0.0, 1 - 0.1 * abs(math.log10(candidate.lr / best)))
     if not task.higher_is_better:
         value = 1.0 - value
     return Result(status="ok", metric_name=task.metric, metric=value)

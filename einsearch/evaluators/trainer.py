@@ -247,6 +247,8 @@ def evaluate(candidate: Candidate, *, device: str | None = None, time_limit_s: f
     from einsearch.grammar import ArchError, build, check
 
     started = time.perf_counter()
+    if candidate.lr is not None:  # a rate of an --lr-grid: the candidate's own rate wins
+        overrides["lr"] = candidate.lr
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         task = get_task(candidate.task)

@@ -23,6 +23,7 @@ class Candidate:
     seed: int = 0
     parents: tuple[str, ...] = ()  # arch hashes of the parents
     op: str | None = None  # how it was made: seed, sample, mutate, crossover, promote, ...
+    lr: float | None = None  # peak learning rate; None: the task's recipe rate (an --lr-grid sets one per run)
 
     def __post_init__(self) -> None:
         from einsearch.grammar import Arch, parse
@@ -34,20 +35,24 @@ class Candidate:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"Candidate.steps must be a positive int, got {self.steps!r}")
         object.__setattr__(self, "parents", tuple(self.parents))
+        if self.lr is not None:
+            if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < 10:
+                raise ValueError(f"Candidate.lr must be a positive number below 10, got {self.lr!r}")
+            object.__setattr__(self, "lr", float(self.lr))
 
     @property
-    def key(self) -> tuple[str, str, int, int]:
+    def key(self) -> tuple[str, str, int, int, float | None]:
         """Identity for caching: the same key never needs training twice."""
-        return (self.arch.hash, self.task, self.steps, self.seed)
+        return (self.arch.hash, self.task, self.steps, self.seed, self.lr)
 
     def to_dict(self) -> dict[str, Any]:
         return {"arch": str(self.arch), "task": self.task, "steps": self.steps, "seed": self.seed,
-                "parents": list(self.parents), "op": self.op}
+                "parents": list(self.parents), "op": self.op, "lr": self.lr}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Candidate":
         return cls(arch=data["arch"], task=data["task"], steps=int(data["steps"]), seed=int(data.get("seed", 0)),
-                   parents=tuple(data.get("parents", ())), op=data.get("op"))
+                   parents=tuple(data.get("parents", ())), op=data.get("op"), lr=data.get("lr"))
 
 
 @dataclass(frozen=True)

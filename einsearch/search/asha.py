@@ -7,7 +7,7 @@ another (asynchronous), so most candidates stop at min_steps.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from einsearch.errors import UsageError
 from einsearch.search.base import Strategy
@@ -28,6 +28,27 @@ def parse_fidelity(text: str) -> tuple[int, int, int]:
     return low, high, eta
 
 
+MIN_CORRELATION = 0.5  # a low budget whose ranking correlates less with the high budget's is a poor guide
+
+
+def fidelity_warning(store: Any, task: str, fidelity: str) -> str | None:
+    """What a multi-fidelity search should hear about its rungs, from the correlations `einsearch
+    fidelity` stored: the one between its lowest and highest budgets is under MIN_CORRELATION, or
+    was never measured. None when it is fine (or there is a single rung)."""
+    low, high, _ = parse_fidelity(fidelity)
+    if low == high:
+        return None
+    found = store.fidelity_correlation(task, low, high)
+    if found is None:
+        return (f"fidelity {fidelity}: the rank correlation between {low} and {high} steps on this task is "
+                f"unmeasured; measure it with `einsearch fidelity --task {task} --budgets {low},{high}`")
+    if found.spearman < MIN_CORRELATION:
+        return (f"fidelity {fidelity}: rankings after {low} steps correlate poorly with those after {high} "
+                f"(Spearman {found.spearman:.2f} < {MIN_CORRELATION} over {found.n} candidates), so ASHA may "
+                f"drop the best architectures early; raise the lowest rung")
+    return None
+
+
 def rung_steps(min_steps: int, max_steps: int, eta: int) -> list[int]:
     steps = [min_steps]
     while steps[-1] < max_steps:
@@ -46,10 +67,12 @@ class Asha:
         self.results: list[dict[str, float]] = [{} for _ in self.rungs]  # per rung: arch hash -> score
         self.promoted: list[set[str]] = [set() for _ in self.rungs]
         self.archs: dict[str, Candidate] = {}
+        self.fidelity_note: str | None = None  # set by the search from the measured correlation
 
     @property
     def warning(self) -> str | None:
-        return self.inner.warning
+        notes = [note for note in (self.inner.warning, self.fidelity_note) if note]
+        return "; ".join(notes) or None
 
     def score(self, result: Result) -> float | None:
         return self.inner.score(result)

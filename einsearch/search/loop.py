@@ -72,7 +72,8 @@ def _result_of(record: EvaluationRecord) -> Result:
 def _candidate_of(record: EvaluationRecord, task: str | None = None) -> Candidate:
     """A stored evaluation as a candidate, on `task` (the search's own task spec) when given: a task
     spec read from the database is never resolved (a 'module:factory' spec would import code)."""
-    return Candidate(arch=parse(record.arch), task=task or record.task, steps=record.steps, seed=record.seed)
+    return Candidate(arch=parse(record.arch), task=task or record.task, steps=record.steps, seed=record.seed,
+                     lr=getattr(record, "lr", None))
 
 
 class SearchLoop:
@@ -102,11 +103,11 @@ class SearchLoop:
             candidate = _candidate_of(record)
             if record.error == INTERRUPTED:
                 candidate = _candidate_of(record, self.task.spec)
-                if all(c.arch.hash != candidate.arch.hash or c.steps != candidate.steps for c in self.rerun):
+                if all(c.key != candidate.key for c in self.rerun):
                     self.rerun.append(candidate)
                     asked.append(candidate)
                 continue
-            self.rerun = [c for c in self.rerun if (c.arch.hash, c.steps) != (candidate.arch.hash, candidate.steps)]
+            self.rerun = [c for c in self.rerun if c.key != candidate.key]
             asked.append(candidate)
             result = _result_of(record)
             told.append((candidate, result))
@@ -184,7 +185,8 @@ class SearchLoop:
 
     def _reuse(self, candidate: Candidate) -> bool:
         """Record a cache hit when the store has this run's result; True if it did."""
-        cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps, candidate.seed)
+        cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps, candidate.seed,
+                                              candidate.lr)
         if cached is None:
             return False
         self.store.record_cache_hit(self.search, candidate, cached.id)

@@ -12,12 +12,15 @@ from einsearch.errors import UsageError
 from einsearch.evaluators import executor as evaluators
 from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits
+from einsearch.search.asha import Asha, fidelity_warning
 from einsearch.search.leases import Leases, supports_leases
 from einsearch.search.library import baselines, get_baseline
 from einsearch.search.loop import INTERRUPTED, Progress, SearchLoop
+from einsearch.search.lr_grid import LrGrid, format_lr_grid, parse_lr_grid
+from einsearch.search.objectives import MULTI_OBJECTIVE_STRATEGIES, parse_objectives
 from einsearch.search.strategies.pcfg_learn import read_weights
 from einsearch.search.store import Store
-from einsearch.search.registry import make_strategy
+from einsearch.search.registry import make_strategy, parse_strategy
 from einsearch.tasks import Task, TaskError, get_task
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,10 @@ class SearchConfig:
     num_gpus: float = 0  # per candidate; fractional packs several candidates on one GPU
     max_retries: int = 1  # re-runs of a candidate whose worker died
     keep_weights: int = 3  # trained weights saved (safetensors) for the search's best K candidates
+    # Learning-rate robustness: each architecture trained at every rate (e.g. "1e-3,3e-3,1e-2") and scored by
+    # its best run; the budget counts architectures (budget x rates training runs).
+    lr_grid: str | None = None
+    objectives: str | None = None  # multi-objective search (nsga2, evolution), e.g. "accuracy,state,params"
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -79,6 +86,7 @@ def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
     """A SearchConfig from option values (a config file's, the command line's), each checked against the
     field's declared type and range; a bad one is a UsageError naming it (`where` prefixes the name)."""
     hints = typing.get_type_hints(SearchConfig)
+    values = _grid_and_objectives(dict(values), where)
     for key, value in values.items():
         option = where + key.removesuffix("_s").replace("_", "-")
         if key not in hints:
@@ -98,6 +106,24 @@ def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
     if missing:
         raise UsageError(f"{where}{missing[0]}: required")
     return SearchConfig(**values)
+
+
+def _grid_and_objectives(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`lr_grid` and `objectives` as canonical text (a config file may give lists); objectives only for a
+    strategy that optimises several."""
+    for key in ("lr_grid", "objectives"):
+        if isinstance(values.get(key), (list, tuple)):
+            values[key] = ",".join(str(v) for v in values[key])
+    if values.get("lr_grid") is not None:
+        try:
+            values["lr_grid"] = format_lr_grid(parse_lr_grid(str(values["lr_grid"])))
+        except UsageError as err:
+            raise UsageError(f"{where}{err}") from None
+    strategy = str(values.get("strategy", SearchConfig.strategy)).partition(":")[0]
+    if values.get("objectives") and strategy not in MULTI_OBJECTIVE_STRATEGIES:
+        raise UsageError(f"{where}objectives: strategy {strategy!r} optimises one objective; use "
+                         f"{' or '.join(MULTI_OBJECTIVE_STRATEGIES)}")
+    return values
 
 
 def make_executor(config: SearchConfig) -> Executor:
@@ -133,23 +159,36 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
     elif resume and task.spec != config.task:
         raise TaskError(f"--task {task.spec[:60]!r} is not the task search {config.name!r} ran ({config.task[:60]!r})")
     config = SearchConfig(**{**asdict(config), "task": task.spec, "steps": config.steps or task.recipe.steps})
-    options = {"weights": read_weights(config.weights)} if config.weights else {}
+    options: dict[str, Any] = {"weights": read_weights(config.weights)} if config.weights else {}
     spec = config.strategy
     if options and not spec.startswith("pcfg-learn"):
         raise UsageError("--weights seeds only the pcfg-learn strategy")
+    rates = parse_lr_grid(config.lr_grid)
+    if config.objectives:
+        if parse_strategy(spec)[0] not in MULTI_OBJECTIVE_STRATEGIES:
+            raise UsageError(f"--objectives: strategy {spec!r} optimises one objective; use "
+                             f"{' or '.join(MULTI_OBJECTIVE_STRATEGIES)}")
+        options["objectives"] = parse_objectives(config.objectives, task)
     strategy = make_strategy(spec, task, steps=config.steps, seed=config.seed,
                              limits=Limits(max_params=config.max_params), initial=seeds(config, task),
                              train_seed=config.train_seed, storage=db_url, study_name=f"einsearch:{config.name}",
                              fidelity=config.fidelity, extra=options)
+    if isinstance(strategy, Asha) and config.fidelity:
+        strategy.fidelity_note = fidelity_warning(store, task.spec, config.fidelity)
+        if strategy.fidelity_note:
+            log.warning("%s", strategy.fidelity_note)
+    runs = config.budget * max(1, len(rates))  # training runs: each architecture at every rate
+    if rates:
+        strategy = LrGrid(strategy, rates)
     executor = make_executor(config)
     if not resume:  # only once everything above is known to work
         store.create_search(config.name, task=task.spec, strategy=config.strategy, config=asdict(config),
-                            seed=config.seed, budget=config.budget)
+                            seed=config.seed, budget=runs)
     if on_strategy is not None:
         on_strategy(strategy)
     leases = Leases(store, config.name, takeover_reason=INTERRUPTED) if supports_leases(store) else None
     loop = SearchLoop(strategy, executor, store, task=task, search=config.name,
-                      budget=config.budget, workers=config.workers, time_limit_s=config.time_limit_s,
+                      budget=runs, workers=config.workers, time_limit_s=config.time_limit_s,
                       keep_weights=config.keep_weights, on_progress=on_progress, leases=leases)
     if resume:
         loop.restore()

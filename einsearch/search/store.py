@@ -11,12 +11,14 @@ from einsearch.grammar import Report
 from einsearch.search.types import Candidate, Result
 
 if TYPE_CHECKING:
-    from einsearch.storage.records import EvaluationRecord, SearchRecord
+    from einsearch.storage.records import EvaluationRecord, FidelityRecord, SearchRecord
 
 
 class Store(Protocol):
     def create_search(self, name: str, *, task: Any, strategy: str, config: Mapping[str, Any] | None = None,
                       seed: int = 0, budget: int | None = None) -> Any: ...
+
+    def find_search(self, name: str) -> "SearchRecord | None": ...
 
     def get_search(self, name: str) -> "SearchRecord": ...
 
@@ -28,7 +30,8 @@ class Store(Protocol):
 
     def record_cache_hit(self, search: str, candidate: Candidate, source_id: int) -> int: ...
 
-    def cached_evaluation(self, arch_hash: str, task: str, steps: int, seed: int) -> "EvaluationRecord | None": ...
+    def cached_evaluation(self, arch_hash: str, task: str, steps: int, seed: int,
+                          lr: float | None = None) -> "EvaluationRecord | None": ...
 
     def evaluations(self, search: str | None = None) -> "list[EvaluationRecord]": ...
 
@@ -38,6 +41,10 @@ class Store(Protocol):
 
     def prune_weights(self, search: str, keep: int) -> list[int]: ...
 
+    def fidelity_correlation(self, task: str, low_steps: int, high_steps: int) -> "FidelityRecord | None": ...
+
+    def record_fidelity(self, task: str, low_steps: int, high_steps: int, spearman: float, n: int,
+                        search: str | None = None) -> "FidelityRecord": ...
 
 class LeaseStore(Store, Protocol):
     """A store shared by several drivers (`einsearch.storage.Store` is one): a run (architecture, task,

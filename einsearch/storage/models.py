@@ -107,8 +107,28 @@ class Evaluation(Base):
     cached_from: Mapped[int | None] = mapped_column(ForeignKey("evaluations.id", name="fk_evaluations_cached_from"))
     # Added by revision 0003: the Ray node that trained it (None: trained outside Ray, or unknown).
     node_id: Mapped[str | None] = mapped_column(String(64))
+    # Added by revision 0004: the peak learning rate trained at (None: the task's recipe rate); in the cache key.
+    lr: Mapped[float | None] = mapped_column(Float)
 
     arch: Mapped[Architecture] = relationship()
+    search: Mapped[Search | None] = relationship()
+
+
+class FidelityCorrelation(Base):
+    """Added by revision 0004: how well the ranking at a low step budget predicts the ranking at a
+    higher one (Spearman's rho over the same candidates), measured by `einsearch fidelity`."""
+
+    __tablename__ = "fidelity_correlations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(500), index=True)  # the task's canonical spec
+    low_steps: Mapped[int] = mapped_column(Integer)
+    high_steps: Mapped[int] = mapped_column(Integer)
+    spearman: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)  # candidates with a result at both budgets
+    search_id: Mapped[int | None] = mapped_column(ForeignKey("searches.id"))  # the measuring run's evaluations
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
     search: Mapped[Search | None] = relationship()
 
 

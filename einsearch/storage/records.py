@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from einsearch.storage.models import Architecture, Evaluation, Search
+from einsearch.storage.models import Architecture, Evaluation, FidelityCorrelation, Search
 
 # Names of metrics where lower is better, for `--metric` on a metric that is not an evaluation's main one.
 LOWER_IS_BETTER = frozenset({"loss", "val_loss", "train_loss", "perplexity", "ppl", "bpc", "bpb", "bits_per_byte",
@@ -100,6 +100,7 @@ class EvaluationRecord:
     weights_path: str | None
     cached_from: int | None
     node_id: str | None = None  # the Ray node that trained it
+    lr: float | None = None  # the peak learning rate trained at; None: the task's recipe rate
 
     @classmethod
     def of(cls, row: Evaluation) -> "EvaluationRecord":
@@ -113,7 +114,7 @@ class EvaluationRecord:
             wall_time_s=row.wall_time_s, train_time_s=row.train_time_s, tokens_per_s=row.tokens_per_s,
             peak_mem_bytes=row.peak_mem_bytes, host=row.host, device=row.device, error=row.error,
             created_at=row.created_at, finished_at=row.finished_at, weights_path=row.weights_path,
-            cached_from=row.cached_from, node_id=row.node_id)
+            cached_from=row.cached_from, node_id=row.node_id, lr=row.lr)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -135,7 +136,7 @@ class LeaderboardRow:
         e = self.evaluation
         return {"rank": self.rank, "metric": self.metric_name, "value": self.score, "evaluation": e.id,
                 "arch_hash": e.arch_hash, "params": e.params, "steps": e.steps, "seed": e.seed, "task": e.task,
-                "search": e.search, "flops_per_token": e.flops_per_token, "wall_time_s": e.wall_time_s,
+                "search": e.search, "lr": e.lr, "flops_per_token": e.flops_per_token, "wall_time_s": e.wall_time_s,
                 "arch": e.arch}
 
 
@@ -145,3 +146,27 @@ class LineageRecord:
     parent_hash: str
     op: str
     search: str | None
+
+
+@dataclass(frozen=True)
+class FidelityRecord:
+    """Spearman's rho between the rankings of the same candidates after `low_steps` and `high_steps`."""
+
+    id: int
+    task: str
+    low_steps: int
+    high_steps: int
+    spearman: float
+    n: int  # candidates with a result at both budgets
+    search: str | None  # the run whose evaluations were ranked
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: FidelityCorrelation) -> "FidelityRecord":
+        return cls(row.id, row.task, row.low_steps, row.high_steps, row.spearman, row.n,
+                   row.search.name if row.search is not None else None, row.created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["created_at"] = self.created_at.isoformat()
+        return out

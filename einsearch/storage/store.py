@@ -29,6 +29,7 @@ from einsearch.storage.models import Architecture, Evaluation, Search, utcnow
 from einsearch.storage.records import ArchRecord, EvaluationRecord, LeaderboardRow, SearchRecord, SearchSummary
 from einsearch.storage.values import field, finite, result_columns, task_higher_is_better, task_spec, to_result
 from einsearch.storage.archs import ArchitecturesMixin
+from einsearch.storage.fidelity import FidelityMixin
 from einsearch.storage.weights import WeightsMixin
 from einsearch.storage.leases import LeasesMixin, lease_ttl_s
 
@@ -54,11 +55,16 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _rate(lr: Any) -> float | None:
+    """A learning rate as stored (a float, or None for the task's recipe rate)."""
+    return None if lr is None else float(lr)
+
+
 def _record_or_none(row: Evaluation | None) -> EvaluationRecord | None:
     return EvaluationRecord.of(row) if row is not None else None
 
 
-class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin):
+class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin, FidelityMixin):
     """Searches, architectures, evaluations, lineage and weights in one SQLAlchemy database."""
 
     def __init__(self, url: str, *, artifacts_dir: str | os.PathLike | None = None, create: bool = True):
@@ -209,7 +215,8 @@ class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin):
                                   strict=False)
             row = Evaluation(search_id=search_id, arch_id=arch_row.id, task=spec,
                              steps=int(field(candidate, "steps")), seed=int(field(candidate, "seed", 0) or 0),
-                             status="running", higher_is_better=higher, metrics={}, curve=[])
+                             lr=_rate(field(candidate, "lr")), status="running", higher_is_better=higher, metrics={},
+                             curve=[])
             session.add(row)
             session.flush()
             return row.id
@@ -254,18 +261,22 @@ class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin):
 
         return self._write(work, "record cache hit")
 
-    def cached_evaluation(self, arch_hash: str, task: Any, steps: int, seed: int) -> EvaluationRecord | None:
-        """The latest successful measurement (not itself a cache hit) of exactly this training run."""
+    def cached_evaluation(self, arch_hash: str, task: Any, steps: int, seed: int,
+                          lr: float | None = None) -> EvaluationRecord | None:
+        """The latest successful measurement (not itself a cache hit) of exactly this training run
+        (`lr` None: at the task's recipe rate)."""
+        rate = _rate(lr)
         query = (select(Evaluation).join(Architecture, Architecture.id == Evaluation.arch_id)
                  .where(Architecture.hash == arch_hash, Evaluation.task == task_spec(task), Evaluation.steps == steps,
-                        Evaluation.seed == seed, Evaluation.status == "ok", Evaluation.cached_from.is_(None))
+                        Evaluation.seed == seed, Evaluation.status == "ok", Evaluation.cached_from.is_(None),
+                        Evaluation.lr.is_(None) if rate is None else Evaluation.lr == rate)
                  .order_by(Evaluation.id.desc()).limit(1)
                  .options(joinedload(Evaluation.arch), joinedload(Evaluation.search)))
         return self._read(lambda s: _record_or_none(s.scalar(query)))
 
-    def cached_result(self, arch_hash: str, task: Any, steps: int, seed: int) -> Result | None:
+    def cached_result(self, arch_hash: str, task: Any, steps: int, seed: int, lr: float | None = None) -> Result | None:
         """The stored Result of exactly this training run, or None."""
-        found = self.cached_evaluation(arch_hash, task, steps, seed)
+        found = self.cached_evaluation(arch_hash, task, steps, seed, lr)
         return None if found is None else to_result(found)
 
     def result(self, evaluation_id: int) -> Result:

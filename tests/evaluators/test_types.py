@@ -12,7 +12,7 @@ def test_candidate_parses_string_and_keys_on_hash():
     a = Candidate(text, "toy-causal", 10, seed=1, parents=["abc"], op="sample")
     b = Candidate(a.arch, "toy-causal", 10, seed=1)
     assert str(a.arch) == text and a.parents == ("abc",)
-    assert a.key == b.key == (a.arch.hash, "toy-causal", 10, 1)
+    assert a.key == b.key == (a.arch.hash, "toy-causal", 10, 1, None)  # None: the task recipe's rate
     assert Candidate(text, "toy-causal", 20).key != a.key
     assert Candidate.from_dict(json.loads(json.dumps(a.to_dict()))) == a
 

@@ -2,15 +2,22 @@
 recent successful candidates; a parent is the best of S drawn at random; its child is one mutation
 (a typed subtree resampled, or one hyperparameter changed) or, optionally, a crossover with the
 runner-up; the oldest member dies when a new one joins. Children are valid by construction.
+
+With `objectives` (e.g. ('metric', 'state', 'params'); `--objectives`), selection is by Pareto rank:
+the contenders are ordered by their non-dominated front within the population, then by crowding
+distance (NSGA-II's order), so the population spreads along the accuracy/cost front.
 """
 from __future__ import annotations
 
 import random
 from collections import deque
+from typing import Sequence
 
 from einsearch.errors import UsageError
 from einsearch.grammar import Arch, mutate
 from einsearch.search.base import Strategy
+from einsearch.search.objectives import check_objectives, objective_vector
+from einsearch.search.pareto import pareto_order
 from einsearch.search.registry import register_strategy
 from einsearch.search.types import Candidate, Result
 
@@ -19,8 +26,10 @@ from einsearch.search.types import Candidate, Result
 class Evolution(Strategy):
     name = "evolution"
 
-    def __init__(self, *args, population: int = 20, sample_size: int | None = None, crossover: float = 0.0, **kwargs):
+    def __init__(self, *args, population: int = 20, sample_size: int | None = None, crossover: float = 0.0,
+                 objectives: Sequence[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.objectives = check_objectives(objectives) if objectives else None
         sample_size = min(5, population) if sample_size is None else sample_size
         if population < 2 or not 1 <= sample_size <= population:
             raise UsageError(f"evolution needs population >= 2 and 1 <= sample_size <= population, "
@@ -28,15 +37,22 @@ class Evolution(Strategy):
         if not 0.0 <= crossover <= 1.0:
             raise UsageError(f"crossover probability must be in [0, 1], got {crossover}")
         self.population_size, self.sample_size, self.crossover_rate = population, sample_size, crossover
-        self.population: deque[tuple[Arch, float]] = deque(maxlen=population)  # oldest first
+        # Oldest first: (arch, score), or (arch, objectives to maximise) with `objectives`.
+        self.population: deque[tuple[Arch, float | tuple[float, ...]]] = deque(maxlen=population)
 
     def _propose(self, rng: random.Random) -> Candidate:
         # The first P candidates (baselines included) are the random initial population.
         if self.n_asked < self.population_size or not self.population:
             return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")
         members = list(self.population)
-        contenders = rng.sample(members, min(self.sample_size, len(members)))
-        contenders.sort(key=lambda member: member[1], reverse=True)
+        if self.objectives:
+            order = pareto_order([values for _, values in members])
+            picked = sorted(rng.sample(range(len(members)), min(self.sample_size, len(members))),
+                            key=lambda i: (order[i], i))
+            contenders = [members[i] for i in picked]
+        else:
+            contenders = rng.sample(members, min(self.sample_size, len(members)))
+            contenders.sort(key=lambda member: member[1], reverse=True)
         parent = contenders[0][0]
         if len(contenders) > 1 and rng.random() < self.crossover_rate:
             other = contenders[1][0]
@@ -52,5 +68,10 @@ class Evolution(Strategy):
 
     def _observe(self, candidate: Candidate, result: Result) -> None:
         score = self.score(result)
-        if score is not None:
-            self.population.append((candidate.arch, score))  # a full deque drops the oldest
+        if score is None:
+            return
+        if self.objectives:  # a full deque drops the oldest
+            self.population.append((candidate.arch, objective_vector(candidate.arch, result.metric, self.task,
+                                                                     self.objectives)))
+        else:
+            self.population.append((candidate.arch, score))

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
 from einsearch.errors import UsageError
-from einsearch.grammar import Arch, Sampler, check
+from einsearch.grammar import Arch, Sampler
 from einsearch.search.base import Strategy
+from einsearch.search.objectives import check_objectives, costs
 from einsearch.search.registry import register_strategy
 from einsearch.search.types import Candidate, Result
 from einsearch.tasks import Task
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_DUPLICATE_TRIALS = 8  # trials re-asked when Optuna proposes an architecture already seen
 SAMPLERS = ("tpe", "gp", "cmaes", "qmc", "random-optuna", "nsga2")  # the strategy names this file serves
-OBJECTIVES = ("params", "state")  # nsga2's second objective, minimised
+OBJECTIVES = ("params", "state", "flops")  # nsga2's second objective (minimised) when `objectives` is not given
 
 
 class _PositionSampler(Sampler):
@@ -111,18 +112,24 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 @register_strategy(*SAMPLERS)
 class OptunaSearch(Strategy):
-    """Any Optuna sampler over the grammar; `nsga2` optimises (metric, params or state size)."""
+    """Any Optuna sampler over the grammar; `nsga2` optimises the metric and costs: `objectives`
+    (e.g. ('metric', 'state', 'params'), from `--objectives`), else (metric, `objective`)."""
 
     def __init__(self, *args, sampler: str = "tpe", storage: str | None = None,
-                 study_name: str | None = None, objective: str = "params", **kwargs):
+                 study_name: str | None = None, objective: str = "params", objectives: Sequence[str] | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.name = sampler
         self.multi = sampler == "nsga2"
         if self.multi and objective not in OBJECTIVES:
             raise UsageError(f"nsga2's second objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        if objectives and not self.multi:
+            raise UsageError(f"objectives: strategy {sampler!r} optimises one objective; use nsga2 or evolution")
         self.objective = objective
+        self.objectives = check_objectives(objectives) if objectives else ("metric", objective)
         direction = "maximize" if self.task.higher_is_better else "minimize"
-        directions = [direction, "minimize"] if self.multi else [direction]
+        directions = ([direction if name == "metric" else "minimize" for name in self.objectives] if self.multi
+                      else [direction])
         self.study = optuna.create_study(
             storage=storage, study_name=study_name, load_if_exists=storage is not None,
             sampler=make_sampler(sampler, self.seed), directions=directions)
@@ -164,8 +171,8 @@ class OptunaSearch(Strategy):
             return None
         if not self.multi:
             return result.metric
-        report = check(candidate.arch, self.task)
-        return (result.metric, report.params if self.objective == "params" else report.state_size)
+        values = {"metric": result.metric, **costs(candidate.arch, self.task)}
+        return tuple(values[name] for name in self.objectives)
 
     def _observe(self, candidate: Candidate, result: Result) -> None:
         key = candidate.arch.hash
