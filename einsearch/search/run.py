@@ -94,7 +94,7 @@ def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
         if not _matches(value, hints[key]):
             raise UsageError(f"{option}: expected {_type_name(hints[key])}, got {value!r}")
     for key in ("budget", "workers", "steps"):
-        if (values.get(key) or 1) < 1:
+        if values.get(key) is not None and values[key] < 1:
             raise UsageError(f"{where}{key}: must be >= 1")
     if values.get("keep_weights", 0) < 0:
         raise UsageError(f"{where}keep-weights: must be >= 0")
