@@ -8,15 +8,18 @@ import typer
 from rich.table import Table
 
 from einsearch.cli.common import JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail, parse_count
-from einsearch.tasks import TaskError, get_task
-from einsearch.evaluators.types import Candidate, Result
-from einsearch.grammar import check, parse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from einsearch.evaluators.types import Candidate, Result
 
 log = logging.getLogger(__name__)
 
 
 def _arch(text: str, task) -> str:
     """An architecture string, or the name of a baseline (e.g. 'transformer') sized for the task."""
+    from einsearch.grammar import check, parse
+
     if re.fullmatch(r"[a-z_][a-z0-9_]*", text.strip()):
         from einsearch.search.library import get_baseline
 
@@ -28,6 +31,8 @@ def _arch(text: str, task) -> str:
 
 def _portable_spec(text: str, task) -> str:
     """The canonical spec, unless it does not resolve (a `module:factory` task): then the text given."""
+    from einsearch.tasks import TaskError, get_task
+
     try:
         get_task(task.spec)
         return task.spec
@@ -92,6 +97,9 @@ def evaluate(
         fail(f"--executor must be local or ray, got {executor!r}")
     if time_limit is not None and time_limit <= 0:
         fail(f"--time-limit must be positive, got {time_limit}")
+    from einsearch.evaluators.types import Candidate
+    from einsearch.tasks import get_task
+
     task_obj = get_task(task)
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
     result = _run(candidate, executor, ray_address, device=device, time_limit=time_limit,
