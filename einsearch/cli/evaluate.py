@@ -54,6 +54,25 @@ def _run(candidate: Candidate, executor: str, ray_address: str | None, **budgets
         runner.shutdown()
 
 
+def _run_shown(candidate: "Candidate", executor: str, ray_address: str | None, **budgets) -> "Result":
+    """`_run`, with a start and a finish line (and, on a terminal, a live elapsed-time panel) on stderr."""
+    from einsearch.cli.common import err_console
+    from einsearch.cli.progress_view import ProgressView
+    from einsearch.grammar.compact import compact
+
+    title = f"evaluate {candidate.arch.hash[:12]}"
+    with ProgressView(title, total=None, console=err_console) as view:
+        view.log(f"{title}: started, {candidate.steps} steps on {candidate.task} ({executor}): "
+                 f"{compact(candidate.arch)}")
+        view.update(note=f"training {candidate.steps} steps")
+        result = _run(candidate, executor, ray_address, **budgets)
+        what = (f"ok {result.metric_name or 'metric'}={'-' if result.metric is None else format(result.metric, '.4g')}"
+                if result.ok else f"{result.status} ({(result.error or '?').strip().splitlines()[0][:120]})")
+        view.update(done=1, note=what)
+        view.log(f"{title}: finished {what} in {view.elapsed():.1f} s")
+    return result
+
+
 def _summary(candidate: Candidate, result: Result) -> None:
     table = Table(title=f"evaluate: {candidate.arch.hash} on {candidate.task}", show_header=False)
     table.add_column("", style="bold")
@@ -102,8 +121,8 @@ def evaluate(
 
     task_obj = get_task(task)
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
-    result = _run(candidate, executor, ray_address, device=device, time_limit=time_limit,
-                  max_params=parse_count(max_params, "--max-params"))
+    result = _run_shown(candidate, executor, ray_address, device=device, time_limit=time_limit,
+                        max_params=parse_count(max_params, "--max-params"))
     if json:
         emit_json({"arch": str(candidate.arch), "hash": candidate.arch.hash, "task": candidate.task,
                    "steps": steps, "seed": seed, **result.to_dict()})
