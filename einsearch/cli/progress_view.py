@@ -113,17 +113,22 @@ class ProgressView:
 
     def status_line(self) -> str:
         of = f"/{self.total}" if self.total else ""
+        return f"{self.done}{of}  elapsed {clock(self.elapsed())}  eta {clock(self.eta())}"
+
+    def counts_line(self) -> str:
         counts = "  ".join(f"{name} {value}" for name, value in self.counts.items())
-        return (f"{self.done}{of}  elapsed {clock(self.elapsed())}  eta {clock(self.eta())}"
-                + (f"  {counts}" if counts else "") + (f"  {self.note}" if self.note else ""))
+        return "  ".join(part for part in (counts, self.note) if part)
 
     def render(self) -> RenderableType:
         head = Table.grid(padding=(0, 1))
         head.add_row(Text(self.title, style="bold"),
                      ProgressBar(total=float(self.total), completed=float(self.done), width=30) if self.total
                      else Spinner("dots"), Text(self.status_line()))
+        parts: list[RenderableType] = [head]
+        if self.counts_line():
+            parts.append(Text(self.counts_line()))
         if not self.top:
-            return head
+            return Group(*parts)
         table = Table(box=box.SIMPLE_HEAD, title=f"top {len(self.top)}", title_justify="left")
         table.add_column("#", no_wrap=True)
         for name in self.top_header[:-1]:
@@ -131,7 +136,7 @@ class ProgressView:
         table.add_column(self.top_header[-1], overflow="fold")  # compact notation: folded, never cut
         for rank, row in enumerate(self.top, 1):
             table.add_row(str(rank), *(Text(cell) for cell in row))
-        return Group(head, table)
+        return Group(*parts, table)
 
 
 # ---- the search loop's Progress -----------------------------------------------------------------
