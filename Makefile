@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python bench/cpu_kernels.py
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/cli_latency.py
 
 # The training-heavy ones (tens of minutes each on 2 cores).
 bench-tasks: install

@@ -8,8 +8,6 @@ from rich.table import Table
 
 from einsearch.cli.common import (JsonOpt, MaxParamsOpt, TaskOpt, app, console, emit_json, err_console, fail,
                                   parse_count)
-from einsearch.grammar import check
-from einsearch.tasks import get_task
 
 
 @app.command("baselines")
@@ -21,7 +19,9 @@ def baselines_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the named baseline architectures for a task, at a size."""
+    from einsearch.grammar import check
     from einsearch.search.library import library
+    from einsearch.tasks import get_task
 
     if width is not None and width < 8 or depth is not None and depth < 1:
         fail("--width must be >= 8 and --depth >= 1")

@@ -9,15 +9,18 @@ import typer
 from rich.table import Table
 
 from einsearch.cli.common import JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail, parse_count
-from einsearch.tasks import TaskError, get_task
-from einsearch.evaluators.types import Candidate, Result
-from einsearch.grammar import check, parse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from einsearch.evaluators.types import Candidate, Result
 
 log = logging.getLogger(__name__)
 
 
 def _arch(text: str, task) -> str:
     """An architecture string, or the name of a baseline (e.g. 'transformer') sized for the task."""
+    from einsearch.grammar import check, parse
+
     if re.fullmatch(r"[a-z_][a-z0-9_]*", text.strip()):
         from einsearch.search.library import get_baseline
 
@@ -29,15 +32,13 @@ def _arch(text: str, task) -> str:
 
 def _portable_spec(text: str, task) -> str:
     """The canonical spec, unless it does not resolve (a `module:factory` task): then the text given."""
+    from einsearch.tasks import TaskError, get_task
+
     try:
         get_task(task.spec)
         return task.spec
     except TaskError:
         return text
-
-
-def _run(candidate: Candidate, executor: str, ray_address: str | None, **budgets) -> Result:
-    return _run_all([candidate], executor, ray_address, **budgets)[0]
 
 
 def _run_all(candidates: list[Candidate], executor: str, ray_address: str | None, **budgets) -> list[Result]:
@@ -82,6 +83,29 @@ def _grid_table(candidates: list[Candidate], results: list[Result], best: int) -
         loss = "-" if result.loss is None else f"{result.loss:.4f}"
         table.add_row(f"{candidate.lr:g}{mark}", "ok" if result.ok else f"failed: {result.error}", metric, loss)
     console.print(table)
+
+
+def _run_shown(candidates: list[Candidate], executor: str, ray_address: str | None, **budgets) -> list[Result]:
+    """`_run_all`, with a start and a finish line (and, on a terminal, a live elapsed-time panel) on stderr."""
+    from einsearch.cli.common import err_console
+    from einsearch.cli.progress_view import ProgressView
+    from einsearch.grammar.compact import compact
+
+    candidate = candidates[0]
+    title = f"evaluate {candidate.arch.hash[:12]}"
+    runs = f"{len(candidates)} runs of " if len(candidates) > 1 else ""
+    with ProgressView(title, total=None, console=err_console) as view:
+        view.log(f"{title}: started, {runs}{candidate.steps} steps on {candidate.task} ({executor}): "
+                 f"{compact(candidate.arch)}")
+        view.update(note=f"training {runs}{candidate.steps} steps")
+        results = _run_all(candidates, executor, ray_address, **budgets)
+        for result in results:
+            what = (f"ok {result.metric_name or 'metric'}="
+                    f"{'-' if result.metric is None else format(result.metric, '.4g')}" if result.ok
+                    else f"{result.status} ({(result.error or '?').strip().splitlines()[0][:120]})")
+            view.log(f"{title}: finished {what} in {view.elapsed():.1f} s")
+        view.update(done=1, note=what)
+    return results
 
 
 def _summary(candidate: Candidate, result: Result) -> None:
@@ -130,6 +154,9 @@ def evaluate(
         fail(f"--executor must be local or ray, got {executor!r}")
     if time_limit is not None and time_limit <= 0:
         fail(f"--time-limit must be positive, got {time_limit}")
+    from einsearch.evaluators.types import Candidate
+    from einsearch.tasks import get_task
+
     task_obj = get_task(task)
     steps = task_obj.recipe.steps if steps is None else steps
     from einsearch.search.lr_grid import parse_lr_grid
@@ -138,7 +165,7 @@ def evaluate(
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
     budgets = dict(device=device, time_limit_s=time_limit, max_params=parse_count(max_params, "--max-params"))
     grid = [dataclasses.replace(candidate, lr=rate) for rate in rates] or [candidate]
-    results = _run_all(grid, executor, ray_address, **budgets)
+    results = _run_shown(grid, executor, ray_address, **budgets)
     best = _best_rate(grid, results, task_obj.higher_is_better)
     candidate, result = grid[best], results[best]
     if json:

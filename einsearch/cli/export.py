@@ -9,14 +9,13 @@ from typing import Optional
 import typer
 
 from einsearch.cli.common import DbOpt, app, console, fail, opened_store
-from einsearch.export import export_source, load_weights
-from einsearch.grammar import build
-from einsearch.storage import ArchRecord
-from einsearch.tasks import get_task, list_tasks
 
 
 def _from_store(ref: str, db: str | None, task: str | None, weights: bool, out: Path) -> tuple[str, str, Path | None]:
     """(architecture string, task spec, weights file or None) for an evaluation id or architecture hash."""
+    from einsearch.storage import ArchRecord
+    from einsearch.tasks import list_tasks
+
     with opened_store(db) as store:
         found = store.resolve(ref)
         if isinstance(found, ArchRecord):  # an architecture: its best finished evaluation, if any
@@ -87,6 +86,10 @@ def export(
     weights_file = None
     if ref is not None:
         arch, task, weights_file = _from_store(ref, db, task, weights, output)
+    from einsearch.export import export_source, load_weights
+    from einsearch.grammar import build
+    from einsearch.tasks import get_task
+
     task = get_task(task)
     source = export_source(arch, task, weights_file=weights_file.name if weights_file else None)
     if weights_file is not None:  # the exported reader must accept the file: check it now, not later

@@ -8,11 +8,6 @@ from rich.table import Table
 
 from einsearch.cli.common import (JsonOpt, MaxParamsOpt, SeedOpt, TaskOpt, app, console, emit_json, fail,
                                   parse_count)
-from einsearch.grammar import check, parse, sample
-from einsearch.tasks import Recipe, get_task, list_tasks
-from einsearch.grammar.render import tree
-from einsearch.grammar.tree import MAX_BLOCKS
-from einsearch.ops import list_ops
 
 
 def op_record(spec) -> dict:
@@ -25,6 +20,8 @@ def op_record(spec) -> dict:
 @app.command()
 def ops(json: bool = JsonOpt) -> None:
     """Every primitive with its category, causal support, cost in L and hyperparameter choices."""
+    from einsearch.ops import list_ops
+
     specs = list_ops()
     if json:
         for spec in specs:
@@ -42,6 +39,8 @@ def ops(json: bool = JsonOpt) -> None:
 @app.command()
 def tasks(json: bool = JsonOpt) -> None:
     """Every registered task with its defaults and its training recipe (what applies without --steps)."""
+    from einsearch.tasks import Recipe, list_tasks
+
     rows = []
     for cls in list_tasks():
         try:
@@ -76,6 +75,10 @@ def sample_cmd(
     json: bool = JsonOpt,
 ) -> None:
     """Sample architectures from the grammar (reproducible from --seed)."""
+    from einsearch.grammar import check, sample
+    from einsearch.grammar.tree import MAX_BLOCKS
+    from einsearch.tasks import get_task
+
     if n < 0:
         fail(f"-n must be >= 0, got {n}")
     if not 1 <= max_blocks <= MAX_BLOCKS:
@@ -96,6 +99,10 @@ def sample_cmd(
 def check_cmd(arch: str = typer.Argument(..., help="Architecture string."), task: str = TaskOpt,
               json: bool = JsonOpt) -> None:
     """Type-check an architecture for a task; print parameters, FLOPs, depth and its tree."""
+    from einsearch.grammar import check, parse
+    from einsearch.grammar.render import tree
+    from einsearch.tasks import get_task
+
     task_obj = get_task(task)
     parsed = parse(arch)
     report = check(parsed, task_obj)

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from einsearch.cli.common import (DbOpt, MaxParamsOpt, app, console, default_db, err_console, fail, opened_store,
                                   parse_count)
@@ -28,21 +27,18 @@ def _run(config: Any, db: str, resume: bool, task: Any = None) -> None:
 
 
 def _run_in(store: Any, config: Any, db: str, resume: bool, task: Any) -> None:
+    from einsearch.cli.progress_view import ProgressView, search_update
     from einsearch.search.run import run_search
 
-    columns = [TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task_id = bar.add_task("search", total=config.budget, name=config.name, status="")
+    with ProgressView(f"search {config.name}", total=config.budget, console=err_console) as view:
+        view.log(f"search {config.name}: {'resumed' if resume else 'started'}, budget {config.budget}")
 
         def show(p: Any) -> None:
-            best = "-" if p.best is None else f"{p.best:.4g}"
-            bar.update(task_id, completed=p.done, total=p.budget, status=f"failed {p.failed}  running {p.running}  "
-                       f"cached {p.cache_hits}  best {best}")
+            search_update(view, p)
 
         def note(strategy: Any) -> None:
             if strategy.warning:
-                err_console.print(f"[yellow]warning:[/] {strategy.warning}", highlight=False)
+                view.log(f"warning: {strategy.warning}")
 
         try:
             progress = run_search(config, store, resume=resume, db_url=db, on_progress=show, on_strategy=note,

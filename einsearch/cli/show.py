@@ -7,7 +7,10 @@ import typer
 from rich.table import Table
 
 from einsearch.cli.common import DbOpt, JsonOpt, app, console, emit_json, fail, opened_store, short
-from einsearch.storage import ArchRecord, EvaluationRecord, Store, StoreError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from einsearch.storage import ArchRecord, EvaluationRecord, Store
 
 SPARKS = "▁▂▃▄▅▆▇█"
 CURVE_ROWS = 12
@@ -107,6 +110,8 @@ def _print_lineage(store: Store, arch_hash: str) -> None:
 
 
 def _show_found(store: Store, found: EvaluationRecord | ArchRecord, as_json: bool, patterns: bool = False) -> None:
+    from einsearch.storage import ArchRecord, EvaluationRecord
+
     arch_hash = found.arch_hash if isinstance(found, EvaluationRecord) else found.hash
     evals = [found] if isinstance(found, EvaluationRecord) else store.evaluations(arch_hash=arch_hash)
     parents, children = store.lineage(arch_hash)
@@ -148,6 +153,8 @@ def show(
     db: Optional[str] = DbOpt,
 ) -> None:
     """An evaluation or architecture: its tree, every metric, its learning curve and its lineage."""
+    from einsearch.storage import StoreError
+
     problem = None
     try:
         with opened_store(db) as store:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import torch
 from torch import nn
 
 from einsearch.grammar import modules as M
@@ -26,6 +25,7 @@ from einsearch.grammar.tree import (MAX_BLOCKS, MAX_REPEAT, MAX_WIDTH, MIN_WIDTH
                                     to_text)
 from einsearch.ops.compose import operations as C
 from einsearch.ops import count_params, create, get_op
+from einsearch.ops.registry import count_module_params
 from einsearch.ops.common import make_norm
 
 MIX_LN_SHARE = 0.25  # Mix-LN: the first floor(share * blocks) `mixln` blocks are post-norm
@@ -244,9 +244,7 @@ def _as_arch(arch: Arch | str) -> Arch:
 
 @functools.lru_cache(maxsize=4096)
 def _stem_head_params(task: TaskShape, dim: int) -> tuple[int, int]:
-    with torch.device("meta"):
-        stem, head = task.make_stem(dim), task.make_head(dim)
-    return sum(p.numel() for p in stem.parameters()), sum(p.numel() for p in head.parameters())
+    return count_module_params(lambda: task.make_stem(dim)), count_module_params(lambda: task.make_head(dim))
 
 
 def _walk(arch: Arch, task: TaskShape, build: bool) -> tuple[Report, nn.Module | None]:

@@ -216,12 +216,41 @@ def create(name: str, dim: int, causal: bool = False, seq_len: int | None = None
     return spec.cls(dim=dim, causal=causal, **hp)
 
 
+class _SkipInit(torch.overrides.TorchFunctionMode):
+    """Skips the in-place random initialisers: on the meta device the first of them imports torch's
+    reference decompositions (seconds), and their values are never read when counting."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if getattr(func, "__name__", "") in _INITIALISERS:  # nn.init passes the tensor by keyword
+            target = args[0] if args else (kwargs or {}).get("tensor")
+            if isinstance(target, torch.Tensor):
+                return target
+        return func(*args, **(kwargs or {}))
+
+
+_INITIALISERS = frozenset({"normal_", "uniform_", "trunc_normal_", "exponential_", "bernoulli_", "random_",
+                           "log_normal_", "cauchy_", "geometric_", "orthogonal_"})
+
+
+def count_module_params(make: Callable[[], nn.Module]) -> int:
+    """Parameters of the module `make()` builds, built on the meta device (nothing allocated)."""
+    with torch.device("meta"), _SkipInit():
+        module = make()
+    return sum(p.numel() for p in module.parameters())
+
+
 @functools.lru_cache(maxsize=65536)
 def _count_params(name: str, dim: int, causal: bool, seq_len: int | None, hp_items: tuple) -> int:
-    # Built on the meta device: exact counts without allocating or initialising weights.
-    with torch.device("meta"):
-        module = create(name, dim, causal=causal, seq_len=seq_len, **dict(hp_items))
-    return sum(p.numel() for p in module.parameters())
+    from einsearch.ops import param_cache
+
+    stored = get_op(name).cls.__module__.startswith("einsearch.ops.")  # a plugin's code is not fingerprinted
+    key = f"{name}|{dim}|{int(causal)}|{seq_len}|{hp_items!r}"
+    count = param_cache.lookup(key) if stored else None
+    if count is None:
+        count = count_module_params(lambda: create(name, dim, causal=causal, seq_len=seq_len, **dict(hp_items)))
+        if stored:
+            param_cache.remember(key, count)
+    return count
 
 
 def count_params(name: str, dim: int, causal: bool, hparams: dict[str, Any], seq_len: int | None = None) -> int:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Hashable, Protocol
 
 from einsearch.errors import UsageError
 from einsearch.evaluators.executor import Executor
-from einsearch.grammar import check, parse
+from einsearch.grammar import Arch, check, parse
 from einsearch.search.store import Store
 from einsearch.search.types import Candidate, Result, succeeded
 from einsearch.tasks import Task
@@ -35,6 +35,21 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: re-run on resume"
 WAIT_POLL_S = 0.5  # how often a candidate another driver is training is looked for in the store
+TOP_K = 5  # how many of the best candidates Progress keeps for a live view
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One finished evaluation, as a progress view shows it."""
+
+    arch: Arch
+    steps: int
+    status: str
+    metric: float | None
+    metric_name: str
+    cached: bool = False
+    error: str | None = None
+    score: float | None = None  # the strategy's score: higher is better
 
 
 class AskTell(Protocol):
@@ -62,6 +77,20 @@ class Progress:
     best_arch: str | None = None
     started: float = field(default_factory=time.monotonic)
     stopped: str | None = None  # why the loop ended: budget | time limit | exhausted
+    top: list[Finished] = field(default_factory=list)  # the best TOP_K distinct architectures, best first
+    recent: list[Finished] = field(default_factory=list)  # finished since the last on_progress call
+
+    def note(self, finished: Finished) -> None:
+        """Count `finished` among the recent ones and, if it succeeded, in the top TOP_K (highest
+        fidelity first, then score; one entry per architecture)."""
+        self.recent.append(finished)
+        if finished.score is None:
+            return
+        rank = lambda f: (f.steps, f.score)  # noqa: E731
+        if any(f.arch.hash == finished.arch.hash and rank(f) >= rank(finished) for f in self.top):
+            return
+        others = [f for f in self.top if f.arch.hash != finished.arch.hash]
+        self.top = sorted(others + [finished], key=rank, reverse=True)[:TOP_K]
 
 
 def _result_of(record: EvaluationRecord) -> Result:
@@ -113,6 +142,7 @@ class SearchLoop:
             told.append((candidate, result))
             self._count(candidate, result, cached=record.cached_from is not None)
         self.strategy.replay(asked, told)
+        self.progress.recent.clear()  # replayed ones are not news to a progress view
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self) -> Progress:
@@ -120,7 +150,7 @@ class SearchLoop:
         while True:
             if progress.stopped is None:
                 self._fill()
-            self.on_progress(progress)
+            self._report()
             if not self.running and not self.waiting:
                 break
             if self.waiting and progress.stopped is not None:
@@ -145,8 +175,12 @@ class SearchLoop:
             if self._time_left() == 0 and progress.stopped is None:
                 progress.stopped = "time limit"
         progress.stopped = progress.stopped or "budget"
-        self.on_progress(progress)
+        self._report()
         return progress
+
+    def _report(self) -> None:
+        self.on_progress(self.progress)
+        self.progress.recent.clear()
 
     def _keep(self, evaluation: int, weights: dict) -> None:
         """Save the weights, then drop those outside the top K: at most K + 1 files exist at once."""
@@ -222,10 +256,13 @@ class SearchLoop:
         progress = self.progress
         progress.done += 1
         progress.cache_hits += cached
-        if not succeeded(result):
+        ok = succeeded(result)
+        score = self.strategy.score(result) if ok else None
+        progress.note(Finished(candidate.arch, candidate.steps, result.status, result.metric, result.metric_name,
+                               cached, result.error, score))
+        if not ok:
             progress.failed += 1
             return
-        score = self.strategy.score(result)
         best = None if progress.best is None else self.strategy.score(
             Result(status="ok", metric_name=result.metric_name, metric=progress.best))
         if candidate.steps > progress.best_steps or (candidate.steps == progress.best_steps and score > best):

@@ -8,13 +8,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Mapping
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Mapping
 
 from einsearch.storage.engine import StoreError
+
+if TYPE_CHECKING:  # torch and safetensors are imported where weights are read or written
+    import torch
 
 
 def sha256_of(path: Path) -> str:
@@ -27,6 +26,8 @@ def sha256_of(path: Path) -> str:
 
 def write_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> str:
     """Save `state_dict` to `path` (safetensors) and return the file's SHA-256."""
+    from safetensors.torch import save_file
+
     # Own, contiguous CPU copies: safetensors refuses tensors that share storage (tied weights).
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +43,9 @@ def write_weights(path: Path, state_dict: Mapping[str, torch.Tensor], metadata: 
 
 def read_weights(path: Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
     """The tensors in `path`; StoreError if the file is missing, altered or not safetensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     if not path.is_file():
         raise StoreError(f"weights file {path} is missing")
     if expected_sha256 is not None and sha256_of(path) != expected_sha256:
