@@ -57,6 +57,16 @@ def printed_headline(log_text: str) -> list[str]:
     return [line for line in block if line.startswith(HEADLINE)]
 
 
+def _shared(*loads: str) -> str:
+    try:
+        busiest = max(float(load.split()[0]) for load in loads)
+    except (ValueError, IndexError):
+        return ""
+    if busiest <= (os.cpu_count() or 1):
+        return ""
+    return ": the machine was shared with other jobs, so wall times are inflated against an idle one"
+
+
 def section(db: str, log_text: str, wall_s: float, load_before: str, load_after: str, when: str) -> str:
     with Store.open(db, create=False) as store:
         records = store.evaluations("demo")
@@ -70,17 +80,18 @@ def section(db: str, log_text: str, wall_s: float, load_before: str, load_after:
         wall = "-" if r.wall_time_s is None else f"{r.wall_time_s:.0f}"
         state = "-" if facts.state_size is None else f"{facts.state_size:,}"
         params = "-" if r.params is None else f"{r.params:,}"
-        rows.append(f"| e{r.id} | {kind} | {r.status} | {metric} | {params} | {state} | {wall} | `{facts.compact}` |")
+        shown = facts.compact.replace("|", "\\|")  # a table cell
+        rows.append(f"| e{r.id} | {kind} | {r.status} | {metric} | {params} | {state} | {wall} | `{shown}` |")
     printed = printed_headline(log_text)
     text = [
         "## Demo (bench/demo.py: scripts/demo.sh, examples/demo-search.toml)",
         "",
         f"{when}; {platform.machine()}, {os.cpu_count()} cores, {platform.system()}, Python "
-        f"{platform.python_version()}; load average (1, 5, 15 min) {load_before} before and {load_after} after: "
-        f"the machine was shared with other jobs, so wall times are inflated against an idle one. Task "
+        f"{platform.python_version()}; load average (1, 5, 15 min) {load_before} before and {load_after} after"
+        f"{_shared(load_before, load_after)}. Task "
         f"`{config.get('task')}`, strategy `{config.get('strategy')}` seeded with `{config.get('seed_with')}`, "
         f"budget {config.get('budget')}, {config.get('steps')} steps per candidate at the task's recipe otherwise, "
-        f"at most {config.get('max_params') or 'any number of'} parameters, local Ray with {config.get('workers')} workers, 1 CPU "
+        f"at most {config.get('max_params') or 0:,} parameters, local Ray with {config.get('workers')} workers, 1 CPU "
         f"(torch thread) each.",
         "",
         f"Wall time of the whole demo (Ray start, search, leaderboard, export, load and run): {wall_s:.0f} s "
@@ -90,7 +101,7 @@ def section(db: str, log_text: str, wall_s: float, load_before: str, load_after:
         "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "As printed at the end of the demo:",
+        "As printed at the end of the demo:" if printed else "Not found in the demo's output; from the store:",
         "",
         "```",
         *(printed or headline.lines()),
