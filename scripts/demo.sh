@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults (local Ray, SQLite): a small real architecture search, its
-# leaderboard, and the winner exported as standalone PyTorch code that is then loaded and run.
+# The main job on the embedded defaults (local Ray, SQLite): a real architecture search on MQAR at T=64, its
+# leaderboard, the winner exported as standalone PyTorch code that is then loaded and run, and the best
+# architecture found against the best baseline (accuracy, parameters, decoding-state size).
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 OUT=${OUT:-demo-out}
@@ -20,4 +21,12 @@ weights = sys.argv[1][:-3] + ".safetensors"
 model = exported["build"](weights=weights).eval()
 print(f"exported model: {exported['ARCH']}")
 print(f"loaded {weights}; forward on (2, 64) tokens ->", tuple(model(torch.randint(0, 128, (2, 64))).shape))
+PY
+# The result: the best architecture the search found against the best baseline it was seeded with.
+$BIN/python - "$DB" <<'PY'
+import sys
+from einsearch.report.summary import search_headline
+from einsearch.storage import Store
+with Store.open(sys.argv[1], create=False) as store:
+    print("\n".join(search_headline(store, "demo").lines()))
 PY

@@ -47,6 +47,8 @@ def _run_in(store: Any, config: Any, db: str, resume: bool, task: Any) -> None:
             err_console.print(f"interrupted; continue with: einsearch resume {config.name}")
             raise typer.Exit(130)
     _top_table(store, config.name, progress.stopped)
+    from einsearch.cli.headline import print_headline
+    print_headline(store, config.name)
 
 
 def _top_table(store: Any, name: str, stopped: str | None, top: int = 10) -> None:

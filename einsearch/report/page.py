@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from einsearch.report import figures
 from einsearch.report.data import Point, ReportData, gather
+from einsearch.report.summary import headline_of_points
 from einsearch.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def _failures(data: ReportData) -> str:
             f"<th>architecture</th><th>reason</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
+def _headline(data: ReportData, search: str) -> str:
+    """The search's best found against its best baseline (`report.summary`), one line each."""
+    lines = headline_of_points(data.points, search, data.metric, data.higher_is_better).lines()
+    return f'<div class="facts headline">{"<br>".join(_esc(line) for line in lines)}</div>'
+
+
 def _figure(fig: Any, div_id: str, missing: str) -> str:
     if fig is None:
         return f'<p class="note" id="{div_id}-missing">{_esc(missing)}</p>'
@@ -112,7 +119,8 @@ def render(data: ReportData) -> str:
         facts.append(f'<div class="facts"><b>{_esc(s.name)}</b> <span>task {_esc(s.task)}</span>'
                      f"<span>strategy {_esc(s.strategy)}</span><span>status {_esc(s.status)}</span>"
                      f"<span>{len(mine)} ok, {failed} failed of budget {_esc(s.budget)}</span>"
-                     f"<span>seed {s.seed}</span><span>code {_esc(s.code_version)}</span></div>")
+                     f"<span>seed {s.seed}</span><span>code {_esc(s.code_version)}</span></div>"
+                     + _headline(data, s.name))
     winner: Point | None = data.leaders()[0] if data.leaders() else None
     sections = [
         ("Leaderboard", f"<p class=\"note\">best evaluation of each architecture, highest step count first; click a "
