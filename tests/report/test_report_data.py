@@ -63,7 +63,9 @@ def test_shared_primitives_rank_what_the_top_share():
     assert "mamba" not in {r[0] for r in rows}
 
 
-def test_tables_show_compact_notation_and_researcher_columns(cli, tmp_path):
+def test_tables_show_compact_notation_and_researcher_columns(cli, tmp_path, monkeypatch):
+    from einsearch.cli.common import console
+
     url = f"sqlite:///{tmp_path / 'einsearch.db'}"
     transformer = [t for t in templates() if t.name == "transformer"][0].render(32, 2)
     with Store.open(url) as store:
@@ -74,9 +76,12 @@ def test_tables_show_compact_notation_and_researcher_columns(cli, tmp_path):
     expected = "32·2×[attn(h2,kv2,rope) | glu(e4,swish)]"
     assert rows[0]["compact"] == expected and rows[0]["arch"] == str(transformer)
     assert rows[0]["state_size"] == check(transformer, TASK).state_size and rows[0]["families"] == ["attn", "ffn"]
-    table = cli("leaderboard", "--db", url, env={"COLUMNS": "200"}).stdout
+    # the console's width is fixed here: COLUMNS is read once, when the console is made (at import)
+    monkeypatch.setattr(console, "width", 200)
+    table = cli("leaderboard", "--db", url).stdout
     assert expected in table and "attn+ffn" in table
-    narrow = cli("leaderboard", "--db", url, env={"COLUMNS": "80"}).stdout
+    monkeypatch.setattr(console, "width", 80)
+    narrow = cli("leaderboard", "--db", url).stdout
     assert "…" not in narrow and "attn(h2,kv2,rope)" in narrow
     searches = cli("searches", "--db", url).stdout
     assert expected in searches and "0.5" in searches
