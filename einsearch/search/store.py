@@ -46,16 +46,20 @@ class Store(Protocol):
     def record_fidelity(self, task: str, low_steps: int, high_steps: int, spearman: float, n: int,
                         search: str | None = None) -> "FidelityRecord": ...
 
+
+RunKey = tuple[str, str, int, int, float | None]  # `Candidate.key`: arch hash, task, steps, seed, lr
+
+
 class LeaseStore(Store, Protocol):
     """A store shared by several drivers (`einsearch.storage.Store` is one): a run (architecture, task,
-    steps, seed) is trained under a lease, renewed by a heartbeat, so two drivers never train it both."""
+    steps, seed, rate) is trained under a lease, renewed by a heartbeat, so two drivers never train it both."""
 
-    def acquire_lease(self, run: tuple[str, str, int, int], owner: str, ttl_s: float, *, search: str | None = None,
+    def acquire_lease(self, run: RunKey, owner: str, ttl_s: float, *, search: str | None = None,
                       takeover_reason: str = ...) -> bool: ...
 
-    def attach_lease(self, run: tuple[str, str, int, int], owner: str, evaluation_id: int) -> None: ...
+    def attach_lease(self, run: RunKey, owner: str, evaluation_id: int) -> None: ...
 
-    def release_lease(self, run: tuple[str, str, int, int], owner: str) -> None: ...
+    def release_lease(self, run: RunKey, owner: str) -> None: ...
 
     def release_leases(self, *, owner: str | None = None, search: str | None = None) -> int: ...
 

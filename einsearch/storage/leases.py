@@ -34,7 +34,7 @@ def lease_ttl_s() -> float:
 
 
 def lease_key(run: Sequence[Any]) -> str:
-    """The lease key of a run: (arch_hash, task, steps, seed) hashed to 64 hex digits."""
+    """The lease key of a run: `Candidate.key` (arch_hash, task, steps, seed, lr) hashed to 64 hex digits."""
     return hashlib.sha256("\n".join(str(part) for part in run).encode()).hexdigest()
 
 
