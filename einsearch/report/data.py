@@ -159,28 +159,11 @@ def _edges(store: Store, name: str, hashes: set[str]) -> list[tuple[str, str, st
 
 
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Spearman's rank correlation (average ranks for ties); None below 3 points or without spread."""
-    if len(xs) < 3:
-        return None
+    """Spearman's rank correlation (average ranks for ties); None below 3 points or without spread.
+    The same estimator `einsearch fidelity` stores (`search.fidelity.spearman`)."""
+    from einsearch.search.fidelity import MIN_PAIRS, spearman as rank_correlation
 
-    def ranks(values: Sequence[float]) -> list[float]:
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                out[order[k]] = (i + j) / 2
-            i = j + 1
-        return out
-
-    rx, ry = ranks(xs), ranks(ys)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    vx, vy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return None if vx == 0 or vy == 0 else cov / (vx * vy) ** 0.5
+    return None if len(xs) < MIN_PAIRS else rank_correlation(xs, ys)
 
 
 def fidelity_pairs(points: Sequence[Point]) -> list[dict[str, Any]]:
