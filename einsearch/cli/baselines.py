@@ -1,6 +1,7 @@
 """`einsearch baselines`: the named baseline architectures at a size."""
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import typer
@@ -19,15 +20,17 @@ def baselines_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the named baseline architectures for a task, at a size."""
-    from einsearch.grammar import check
-    from einsearch.search.library import library
-    from einsearch.tasks import get_task
-
     if width is not None and width < 8 or depth is not None and depth < 1:
         fail("--width must be >= 8 and --depth >= 1")
-    resolved = get_task(task)
-    found, skipped = library(resolved, width, depth, parse_count(max_params, "--max-params"))
-    rows = [(name, arch, check(arch, resolved).params) for name, arch in found]
+    budget = parse_count(max_params, "--max-params")
+    compute = functools.partial(_baseline_rows, task, width, depth, budget)
+    _, _, after = task.partition(":")
+    if after and "=" not in after:  # 'module:factory': the user's code, which no memo fingerprints
+        rows, skipped = compute()
+    else:  # a function of einsearch's code: kept on disk, so a later call imports no torch
+        from einsearch.memo import DiskMemo
+
+        rows, skipped = DiskMemo("baselines").get(repr((task, width, depth, budget)), compute)
     if as_json:
         for name, arch, params in rows:
             emit_json({"name": name, "arch": str(arch), "params": params})
@@ -40,3 +43,16 @@ def baselines_command(
     console.print(table)
     for name, reason in skipped:
         err_console.print(f"[dim]skipped {name}: {reason}[/]", highlight=False)
+
+
+def _baseline_rows(task: str, width: int | None, depth: int | None,
+                   max_params: int | None) -> tuple[list[list], list[list]]:
+    """([name, architecture string, params] per baseline that fits, [name, reason] per one skipped)."""
+    from einsearch.grammar import check
+    from einsearch.search.library import library
+    from einsearch.tasks import get_task
+
+    resolved = get_task(task)
+    found, skipped = library(resolved, width, depth, max_params)
+    return ([[name, str(arch), check(arch, resolved).params] for name, arch in found],
+            [[name, reason] for name, reason in skipped])

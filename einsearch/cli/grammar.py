@@ -20,9 +20,9 @@ def op_record(spec) -> dict:
 @app.command()
 def ops(json: bool = JsonOpt) -> None:
     """Every primitive with its category, causal support, cost in L and hyperparameter choices."""
-    from einsearch.ops import list_ops
+    from einsearch.ops.catalogue import op_infos
 
-    specs = list_ops()
+    specs = op_infos()
     if json:
         for spec in specs:
             emit_json(op_record(spec))
@@ -39,19 +39,10 @@ def ops(json: bool = JsonOpt) -> None:
 @app.command()
 def tasks(json: bool = JsonOpt) -> None:
     """Every registered task with its defaults and its training recipe (what applies without --steps)."""
-    from einsearch.tasks import Recipe, list_tasks
+    from einsearch.memo import DiskMemo
 
-    rows = []
-    for cls in list_tasks():
-        try:
-            task = cls()
-            rows.append({"name": cls.name, "spec": task.spec, "causal": cls.causal, "metric": cls.metric,
-                         "higher_is_better": cls.higher_is_better, "recipe": dataclasses.asdict(task.recipe),
-                         "doc": (cls.__doc__ or "").strip().split("\n")[0]})
-        except Exception as err:  # a task that needs parameters (e.g. a data path) has no defaults
-            rows.append({"name": cls.name, "spec": None, "causal": cls.causal, "metric": cls.metric,
-                         "higher_is_better": cls.higher_is_better, "recipe": None,
-                         "doc": f"(needs parameters: {err})"})
+    rows = [dict(row) for row in DiskMemo("tasks").get("rows", _describe_tasks)]  # a function of the code
+    described = {row["name"]: row.pop("recipe_text") for row in rows}
     if json:
         for row in rows:
             emit_json(row)
@@ -60,9 +51,27 @@ def tasks(json: bool = JsonOpt) -> None:
     for col in ("name", "causal", "metric", "default spec", "recipe"):
         table.add_column(col)
     for row in rows:
-        recipe = Recipe(**row["recipe"]).describe() if row["recipe"] else ""
-        table.add_row(row["name"], "yes" if row["causal"] else "no", row["metric"], row["spec"] or row["doc"], recipe)
+        table.add_row(row["name"], "yes" if row["causal"] else "no", row["metric"], row["spec"] or row["doc"],
+                      described[row["name"]])
     console.print(table)
+
+
+def _describe_tasks() -> list[dict]:
+    """One row per registered task: its defaults and recipe (imports every task module, and torch)."""
+    from einsearch.tasks import list_tasks
+
+    rows = []
+    for cls in list_tasks():
+        try:
+            task = cls()
+            rows.append({"name": cls.name, "spec": task.spec, "causal": cls.causal, "metric": cls.metric,
+                         "higher_is_better": cls.higher_is_better, "recipe": dataclasses.asdict(task.recipe),
+                         "doc": (cls.__doc__ or "").strip().split("\n")[0], "recipe_text": task.recipe.describe()})
+        except Exception as err:  # a task that needs parameters (e.g. a data path) has no defaults
+            rows.append({"name": cls.name, "spec": None, "causal": cls.causal, "metric": cls.metric,
+                         "higher_is_better": cls.higher_is_better, "recipe": None,
+                         "doc": f"(needs parameters: {err})", "recipe_text": ""})
+    return rows
 
 
 @app.command("sample")

@@ -63,13 +63,13 @@ def _top_table(store: Any, name: str, stopped: str | None, top: int = 10) -> Non
         if record.arch_hash in seen:
             continue
         seen.add(record.arch_hash)
-        facts = arch_facts(record.arch, record.task)
-        rows.append({"rank": len(seen), "value": record.metric, "params": record.params,
-                     "state_size": facts.state_size, "flops_per_token": record.flops_per_token,
-                     "families": facts.families, "steps": record.steps, "evaluation": record.id, "arch_hash": record.arch_hash, "search": record.search,
-                     "compact": facts.compact, "lr": record.lr})
-        if len(seen) == top:
-            break
+        facts = arch_facts(record.arch, record.task)  # all of them: kept on disk, `leaderboard` reads them
+        if len(rows) < top:
+            rows.append({"rank": len(seen), "value": record.metric, "params": record.params,
+                         "state_size": facts.state_size, "flops_per_token": record.flops_per_token,
+                         "families": facts.families, "steps": record.steps, "evaluation": record.id,
+                         "arch_hash": record.arch_hash, "search": record.search, "compact": facts.compact,
+                         "lr": record.lr})
     metric = (records[0].metric_name if records else None) or "metric"
     console.print(arch_table(rows, title=f"search {name}: top {len(rows)} (stopped: {stopped})", metric=metric))
 

@@ -119,8 +119,10 @@ def searches(json: bool = JsonOpt, db: Optional[str] = DbOpt) -> None:
             best = store.leaderboard(search=row["name"], top=1)
             row["best"] = best[0].score if best else None
             row["best_arch"] = best[0].evaluation.arch if best else None
+    from einsearch.report.facts import compact_text
+
     for row in rows:
-        row["best_compact"] = _facts(row["best_arch"], row["task"])["compact"] if row["best_arch"] else None
+        row["best_compact"] = compact_text(row["best_arch"]) if row["best_arch"] else None
     if json:
         for row in rows:
             emit_json(row)

@@ -19,7 +19,7 @@ from einsearch.export import safetensors_io
 from einsearch.export.source import ExportError, SourceBundle
 from einsearch.export.wiring import Call, WiringWalker, recorded_call, render, targets
 from einsearch.grammar import modules as M
-from einsearch.grammar.check import check
+from einsearch.grammar.checker import check
 from einsearch.grammar.compact import compact
 from einsearch.grammar.parser import parse
 from einsearch.grammar.tree import Arch, to_text

@@ -1,6 +1,6 @@
 """Wiring: an architecture as the constructor calls that `einsearch.build` makes, rendered as code.
 
-`WiringWalker` is `einsearch.grammar.check.Walker` with a second pass that, node for node, returns
+`WiringWalker` is `einsearch.grammar.checker.Walker` with a second pass that, node for node, returns
 the call the builder makes (same classes, same arguments) instead of the module; the widths come
 from the builder's own typing (`real`, `mod`), so the two walks cannot disagree on a shape. Every
 argument is rendered by `literal`: ints, finite floats, bools, None and short identifiers only, so
@@ -20,7 +20,7 @@ from torch import nn
 from einsearch.tasks import Task
 from einsearch.export.source import ExportError
 from einsearch.grammar import modules as M
-from einsearch.grammar.check import Walker, resolve_placement
+from einsearch.grammar.checker import Walker, resolve_placement
 from einsearch.grammar.tree import Node
 from einsearch.ops.compose import operations as C
 from einsearch.ops import get_op

@@ -1,6 +1,6 @@
 """torch modules for the grammar's structure: the network, residual blocks, parallel layers.
 
-Each class maps one node kind of the derivation tree; `einsearch.grammar.check` wires them (with the
+Each class maps one node kind of the derivation tree; `einsearch.grammar.checker` wires them (with the
 fundamental operations of `einsearch.ops.compose` and the registered primitives) together, and export
 writes these same classes out as source.
 """

@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 
-from einsearch.grammar.check import Walker, check
+from einsearch.grammar.checker import Walker, check
 from einsearch.grammar.sampler import Limits, Sampler
 from einsearch.grammar.shape import TaskShape
 from einsearch.grammar.tree import Arch, Node

@@ -12,7 +12,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from einsearch.grammar.tree import (MAX_BLOCKS, MAX_KERNEL, MAX_LINEAR, MAX_NUMBER_CHARS, MAX_REPEAT, MAX_SHIFT,
                                     MAX_WIDTH, MIN_WIDTH, ArchError, Node)
-from einsearch.ops import get_op
+from einsearch.ops.catalogue import op_info
 
 MAX_TEXT = 200_000  # characters; longer input is refused before parsing
 BLOCK_CALL = re.compile(r"\bblock\s*\(")
@@ -70,7 +70,7 @@ class _ToTree(Transformer):
     def op_call(self, meta, name, *args):
         where = _where(meta)
         try:
-            spec = get_op(str(name))
+            spec = op_info(str(name))
         except KeyError:
             raise ArchError(f"{where}: unknown primitive {str(name)!r} (see `einsearch ops`)") from None
         given: dict[str, Any] = {}

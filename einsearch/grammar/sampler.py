@@ -147,7 +147,7 @@ class Sampler:
         return op_combos(name, dim, self.op_causal(name), self.seq_len)
 
     def stem_head(self, dim: int) -> int:
-        from einsearch.grammar.check import _stem_head_params
+        from einsearch.grammar.checker import _stem_head_params
 
         return sum(_stem_head_params(self.task, dim))
 

@@ -19,11 +19,12 @@ import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
-from typing import Any, Iterator
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Iterator
 
 from einsearch.errors import EinsearchError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class ArchError(EinsearchError, ValueError):
@@ -143,6 +144,8 @@ class Arch:
         """The derivation tree as a directed graph: node attribute `label` is the node's own text,
         edge attribute `pos` the child's position ('*' under commutative nodes, where order is
         notation only)."""
+        import networkx as nx
+
         graph = nx.DiGraph()
 
         def add(node: Node, parent: int | None, pos: str) -> None:
@@ -161,6 +164,8 @@ class Arch:
     def graph_hash(self) -> str:
         """Weisfeiler-Lehman hash of `graph()`: equal for trees that differ only in notation
         (e.g. the order of commutative branches)."""
+        import networkx as nx
+
         with warnings.catch_warnings():  # networkx notes that directed hashes changed in 3.5
             warnings.simplefilter("ignore", UserWarning)
             return nx.weisfeiler_lehman_graph_hash(

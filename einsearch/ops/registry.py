@@ -16,33 +16,23 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from einsearch.ops.info import CATEGORIES, CHANNEL_CATEGORIES, TOKEN_CATEGORIES, OpInfo  # noqa: F401 (re-export)
 from einsearch.ops.context import CONTEXT_KINDS
 from einsearch.plugins import import_submodules
 
-# Categories that mix information across positions; the rest act per token.
-TOKEN_CATEGORIES = ("attention", "recurrent", "ssm", "convolution", "token_mlp")
-CHANNEL_CATEGORIES = ("ffn", "moe")  # dense feed-forward; routed experts
-CATEGORIES = TOKEN_CATEGORIES + CHANNEL_CATEGORIES
 
+@dataclass(frozen=True, kw_only=True)
+class OpSpec(OpInfo):
+    """A primitive as the registry holds it: its static `OpInfo` plus its class and size formulas,
+    what the grammar, the checker, search and export need to build and cost it."""
 
-@dataclass(frozen=True)
-class OpSpec:
-    """What the grammar, the checker, search and export need to know about a primitive."""
-
-    name: str
     cls: type[nn.Module]
-    category: str
-    cost: str  # growth of compute with sequence length L, e.g. "L", "L^2", "L log L"
-    hparams: dict[str, tuple] = field(default_factory=dict)  # name -> allowed choices
-    defaults: dict[str, Any] = field(default_factory=dict)
-    causal: bool = True  # can run in causal mode
-    noncausal: bool = True  # can run in non-causal mode
     # decoding state per layer, in numbers, given (dim, seq_len, hparams); 0 for stateless.
     state_size: Callable[[int, int, dict], int] | None = None
     # extra FLOPs per token that do not come from weights (e.g. attention's L-dependent term).
@@ -52,32 +42,6 @@ class OpSpec:
     active_params: Callable[[int, dict], int] | None = None
     # dims the primitive accepts: a predicate on (dim, hparams) -> error text or None.
     validate: Callable[[int, dict], str | None] | None = None
-    needs_seq_len: bool = False  # constructor takes `seq_len` (e.g. token-mixing MLPs)
-    # cross-layer values read during forward ("embedding", "attention"; see einsearch.ops.context);
-    # equal to the class's `context_needs`, which is what Net sees at run time.
-    needs_context: tuple[str, ...] = ()
-    # False for FFT-based forms: causal in exact arithmetic, but in floating point a later input
-    # moves earlier outputs by rounding (~1e-16 relative). Tests then bound the leak instead of
-    # requiring bit-identical outputs.
-    exact_causal: bool = True
-    doc: str = ""
-
-    @property
-    def is_token_mixer(self) -> bool:
-        return self.category in TOKEN_CATEGORIES
-
-    def resolve(self, hparams: dict[str, Any]) -> dict[str, Any]:
-        """Full hyperparameters in declared order, defaults filled in; raises KeyError/ValueError."""
-        unknown = set(hparams) - set(self.hparams)
-        if unknown:
-            raise KeyError(f"{self.name} has no hyperparameter {sorted(unknown)[0]!r}")
-        out = {}
-        for key, choices in self.hparams.items():
-            value = hparams.get(key, self.defaults.get(key, choices[0]))
-            if value not in choices:
-                raise ValueError(f"{self.name}: {key}={value!r} is not one of {list(choices)}")
-            out[key] = value
-        return out
 
     def check_dim(self, dim: int, hparams: dict[str, Any]) -> str | None:
         return self.validate(dim, hparams) if self.validate else None
@@ -178,6 +142,11 @@ def _load_all() -> None:
     if not _LOADED:
         _LOADED = True
         import_submodules("einsearch.ops")
+
+
+def is_active() -> bool:
+    """Whether this process has registered primitives (then the catalogue defers to the registry)."""
+    return _LOADED or bool(_REGISTRY)
 
 
 def list_ops(category: str | None = None) -> list[OpSpec]:

@@ -2,7 +2,9 @@
 parameters, decoding-state size, FLOPs per token and the mixer families it uses.
 
 Derived from the canonical string and the task (`check`), cached per (string, task): the store keeps
-params and FLOPs but not the state size, and a table wants all of them in one place.
+params and FLOPs but not the state size, and a table wants all of them in one place. `check` needs
+torch and the task's code, so its figures are also kept on disk per version of the code
+(einsearch.memo): a results table shown again, or after the search that filled it, imports no torch.
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 from einsearch.grammar.compact import compact
+from einsearch.memo import DiskMemo
 
 log = logging.getLogger(__name__)
+_SIZES = DiskMemo("arch-sizes")  # "task\narch" -> [params, state size, FLOPs per token] (None: not computable)
 
 # Registry categories -> the family names a table shows ('composed' for compose(...) mixers).
 FAMILY = {"attention": "attn", "recurrent": "rec", "ssm": "ssm", "convolution": "conv", "token_mlp": "tokmlp",
@@ -48,12 +52,12 @@ def parsed(text: str) -> Any:
 
 def families(text: str) -> tuple[str, ...]:
     """The mixer families of a canonical string's primitives (plus 'composed'); () if it does not parse."""
-    from einsearch.ops import get_op
+    from einsearch.ops.catalogue import op_info
 
     arch = parsed(text)
     if arch is None:
         return ()
-    found = {FAMILY.get(get_op(name).category, get_op(name).category) for name in arch.ops()}
+    found = {FAMILY.get(op_info(name).category, op_info(name).category) for name in arch.ops()}
     if any(node.kind == "compose" for node in arch.root.walk()):
         found.add("composed")
     order: dict[str, int] = {}
@@ -62,22 +66,33 @@ def families(text: str) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda f: (order.get(f, len(order)), f)))
 
 
+def compact_text(text: str) -> str:
+    """The compact notation of a canonical string (the string itself if this einsearch cannot parse it)."""
+    arch = parsed(text)
+    return compact(arch) if arch is not None else text
+
+
+def _sizes(text: str, task: str) -> list[int | None]:
+    """[params, decoding-state size, FLOPs per token] of a canonical string on a task spec (imports torch)."""
+    from einsearch.grammar import ArchError, check
+    from einsearch.tasks import TaskError, get_task
+
+    try:
+        arch = parsed(text)
+        if arch is None:
+            raise ArchError("does not parse")
+        report = check(arch, get_task(task, allow_factory=False))
+        return [report.params, report.state_size, report.flops_per_token]
+    except (ArchError, TaskError, ValueError, KeyError) as err:
+        log.debug("facts of %.60s on %s: %s", text, task, err)
+        return [None, None, None]
+
+
 @lru_cache(maxsize=4096)
 def arch_facts(text: str, task: str | None = None) -> ArchFacts:
     """Facts of a canonical string on a task spec. Whatever cannot be computed here (an unknown task or
     primitive) is None, never an error: a table of stored results must always render."""
     params = state = flops = None
     if task is not None:
-        from einsearch.tasks import TaskError, get_task
-        from einsearch.grammar import ArchError, check
-
-        try:
-            arch = parsed(text)
-            if arch is None:
-                raise ArchError("does not parse")
-            report = check(arch, get_task(task))
-            params, state, flops = report.params, report.state_size, report.flops_per_token
-        except (ArchError, TaskError, ValueError, KeyError) as err:
-            log.debug("facts of %.60s on %s: %s", text, task, err)
-    arch = parsed(text)
-    return ArchFacts(compact(arch) if arch is not None else text, params, state, flops, families(text))
+        params, state, flops = _SIZES.get(f"{task}\n{text}", lambda: _sizes(text, task))
+    return ArchFacts(compact_text(text), params, state, flops, families(text))

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import Engine, case, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -24,8 +24,7 @@ from einsearch.evaluators.types import Result
 from einsearch.storage import leaderboard
 from einsearch.storage.engine import (WRITE_OPTION, StoreError, make_engine, parse_url, sqlite_path,
                                       with_lock_retries)
-from einsearch.storage.migrate import upgrade
-from einsearch.storage.models import Architecture, Evaluation, Search, utcnow
+from einsearch.storage.models import SCHEMA_HEAD, VERSION_TABLE, Architecture, Evaluation, Search, utcnow
 from einsearch.storage.records import ArchRecord, EvaluationRecord, LeaderboardRow, SearchRecord, SearchSummary
 from einsearch.storage.values import field, finite, result_columns, task_higher_is_better, task_spec, to_result
 from einsearch.storage.archs import ArchitecturesMixin
@@ -35,6 +34,15 @@ from einsearch.storage.leases import LeasesMixin, lease_ttl_s
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _schema_is_head(engine: Engine) -> bool:
+    """Whether the database is at this einsearch's schema already (read-only; any doubt says no)."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == SCHEMA_HEAD
+    except DBAPIError:  # no version table yet (a new database), or not reachable: the upgrade path says which
+        return False
 SEARCH_STATUSES = ("created", "running", "finished", "failed", "interrupted")
 
 
@@ -85,7 +93,10 @@ class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin, FidelityMixin):
         self._engine = make_engine(self.url)
         self._write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
         try:
-            upgrade(self._engine, self.where)
+            if not _schema_is_head(self._engine):
+                from einsearch.storage.migrate import upgrade  # Alembic: only when there is work for it
+
+                upgrade(self._engine, self.where)
         except StoreError:
             self._engine.dispose()
             raise

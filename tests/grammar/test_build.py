@@ -5,7 +5,7 @@ from einsearch import build, check, parse
 from einsearch.tasks import get_task
 import importlib
 
-check_module = importlib.import_module("einsearch.grammar.check")
+check_module = importlib.import_module("einsearch.grammar.checker")
 
 TASK = get_task("toy-causal:seq=16")
 LAYERS = "compose(seq(linear(2), act(gelu), linear(1)))"

