@@ -20,8 +20,12 @@ def baselines_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the named baseline architectures for a task, at a size."""
-    if width is not None and width < 8 or depth is not None and depth < 1:
-        fail("--width must be >= 8 and --depth >= 1")
+    from einsearch.grammar.tree import MAX_REPEAT, MAX_WIDTH, MIN_WIDTH
+
+    if width is not None and not MIN_WIDTH <= width <= MAX_WIDTH:
+        fail(f"--width must be {MIN_WIDTH}..{MAX_WIDTH}, got {width}")
+    if depth is not None and not 1 <= depth <= MAX_REPEAT:
+        fail(f"--depth must be 1..{MAX_REPEAT}, got {depth}")
     budget = parse_count(max_params, "--max-params")
     compute = functools.partial(_baseline_rows, task, width, depth, budget)
     _, _, after = task.partition(":")

@@ -128,3 +128,10 @@ def test_huge_numbers_fail_fast_with_one_line(cli, tmp_path, arch, command):
     assert "error:" in line
     assert "column" in line or "blocks" in line  # where it is, or how many blocks it would expand to
     assert not (tmp_path / "m.py").exists()
+
+
+@pytest.mark.parametrize("args, named", [(["--depth", "300"], "--depth must be 1..256, got 300"),
+                                         (["--depth", "0"], "--depth must be 1..256, got 0"),
+                                         (["--width", "4"], "--width must be 8..8192, got 4")])
+def test_baselines_sizes_out_of_range_name_the_option(cli, args, named):
+    assert named in _one_line(cli("baselines", "--task", TASK, *args))
