@@ -1,4 +1,5 @@
-"""`resume` never imports a task spec read from the store: only registered tasks, or a spec typed with --task."""
+"""A task spec read from the store is never imported: `resume` takes only registered tasks, or a spec typed
+with --task; the results tables (leaderboard, report) show such rows without their sizes."""
 from __future__ import annotations
 
 import sys
@@ -100,3 +101,19 @@ def test_non_callable_factory_is_one_line(cli):
     assert "os.sep is a str, not a function or class" in result.stderr
     with pytest.raises(TaskError, match="returned a value of type int, not a Task"):
         get_task("os:getpid")
+
+
+def test_results_tables_do_not_import_a_stored_factory_spec(cli, tmp_path, planted, monkeypatch):
+    monkeypatch.setenv("EINSEARCH_MEMO", "0")  # computed now, not read from an earlier run's memo
+    url = f"sqlite:///{tmp_path / 'tampered.db'}"
+    spec = f"{PLANTED}:make"
+    with Store.open(url) as store:
+        store.create_search("s", task=spec, strategy="random", budget=1)
+        arch = "net(32, block(pre:rms, attention(heads=4)), block(pre:rms, glu()))"
+        evaluation = store.start_evaluation("s", {"arch": arch, "task": spec, "steps": 5, "seed": 0})
+        store.finish_evaluation(evaluation, {"status": "ok", "metric_name": "accuracy", "metric": 0.5, "params": 10})
+    result = cli("leaderboard", "--db", url, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert '"state_size": null' in result.stdout
+    assert cli("report", "s", "-o", str(tmp_path / "r.html"), "--db", url).exit_code == 0
+    _assert_not_imported(planted)
