@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
+
+from einsearch.memo import source_fingerprint, torch_version
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,7 @@ _new: dict[str, int] = {}
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> str:
     """A hash of every source file of einsearch.ops (path and content) and torch's version."""
-    import torch
-
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256(torch.__version__.encode())
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_fingerprint(Path(__file__).resolve().parent, torch_version())
 
 
 def cache_file() -> Path | None:
