@@ -182,6 +182,22 @@ def test_registration_metadata(name: str) -> None:
         assert isinstance(flops, numbers.Real) and flops >= 0, f"{name}: seq_flops = {flops!r}"
 
 
+@pytest.mark.parametrize("name", sorted(s.name for s in list_ops() if s.causal))
+def test_a_causal_mixer_that_carries_the_past_forward_declares_a_decoding_state(name):
+    """An earlier input that moves a later output must be held while decoding, so the registered
+    state size is positive; a per-token primitive may declare none. Measured, not listed by hand."""
+    spec, dim, length = get_op(name), 32, 16
+    torch.manual_seed(0)
+    module = create(name, dim, causal=True, seq_len=length).eval()
+    x = torch.randn(2, length, dim)
+    moved = x.clone()
+    moved[:, 0] += 1.0
+    with torch.no_grad():
+        carries_past = not torch.allclose(module(x)[:, 1:], module(moved)[:, 1:], atol=1e-6)
+    if carries_past:
+        assert spec.state(dim, length, spec.resolve({})) > 0, f"{name} mixes positions but declares no state"
+
+
 def test_register_refuses_an_unknown_category():
     with pytest.raises(ValueError, match="unknown category 'mlp'"):
         register("no_such_op", category="mlp")

@@ -14,6 +14,9 @@ from einsearch.ops.registry import register
 @register(
     "sigmoid_attention", category="attention", cost="L^2",
     hparams={"heads": (1, 2, 4, 8), "qk_norm": (True, False), "rope": (True, False)},
+    # What a decoder keeps is a KV cache like softmax attention's (given L up front, for the bias); 0 would
+    # make it look stateless to a search that minimises decoding state.
+    state_size=lambda dim, seq_len, hp: 2 * seq_len * dim,
     seq_flops=attention_flops, validate=lambda dim, hp: check_heads(dim, hp["heads"], hp["rope"]),
 )
 class SigmoidAttention(nn.Module):
