@@ -1,0 +1,348 @@
+"""Search quality (issue #17 part 5): what a real search finds against the library's baselines.
+
+(a) `pareto`: per task setting, a multi-objective search (accuracy, decoding state, parameters) seeded
+    with every causal baseline; the Pareto front of baselines and finds (table, canonical strings, PNG)
+    and the issue's aim checked: a find no baseline dominates that reaches 0.99 with less state than the
+    smallest-state baseline reaching 0.99, or that is more accurate than every baseline.
+(b) `mad`: the best find of (a)'s first setting against every baseline at equal parameters (each baseline
+    at the widest size not above the find's parameter count) on the MAD suite (task `mad`).
+(c) `strategies`: random, evolution, tpe and pcfg-learn from scratch on one real task at equal budget,
+    `--seeds` seeds each; best-so-far curves (PNG) and a table.
+
+Each part writes its own section(s) of bench/RESULTS.md (only those). The stores are kept in `--out`
+(default: a new temporary folder); a search already finished there is reported, not rerun.
+
+    python bench/search_quality.py all --workers 16                       # the whole protocol (a big machine)
+    python bench/search_quality.py pareto --settings 'mqar:seq=64,pairs=4,vocab=128' --budget 40 --steps 300
+    python bench/search_quality.py strategies --task mqar-cpu --budget 32 --seeds 3
+    python bench/search_quality.py mad --out DIR                           # after `pareto` in the same DIR
+    python bench/search_quality.py all --smoke --results /tmp/r.md         # seconds: fake evaluator
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_front import (aim_lines, best_so_far, check_aim, combined, front, front_table,  # noqa: E402
+                           points_from_records)
+from results_md import RESULTS, write_section  # noqa: E402
+
+from einsearch.evaluators.types import Candidate  # noqa: E402
+from einsearch.report.summary import search_headline  # noqa: E402
+from einsearch.search.library import baselines  # noqa: E402
+from einsearch.search.run import SearchConfig, make_executor, run_search  # noqa: E402
+from einsearch.storage.store import Store  # noqa: E402
+from einsearch.tasks import get_task  # noqa: E402
+
+log = logging.getLogger("bench.search_quality")
+SETTINGS = ["mqar:seq=64,pairs=4,vocab=128", "mqar-cpu", "mqar:seq=256,pairs=16,vocab=512"]
+STRATEGIES = ["random", "evolution", "tpe", "pcfg-learn"]
+TAG = "(bench/search_quality.py)"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%a %b %d %H:%M UTC %Y")
+
+
+def machine(executor: str, workers: int) -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, executor "
+            f"`{executor}` with {workers} workers (1 CPU, 1 torch thread each)")
+
+
+def walls(records: list) -> str:
+    """Per-candidate wall seconds (one worker each): median and range."""
+    times = sorted(r.wall_time_s for r in records if r.wall_time_s is not None)
+    if not times:
+        return ""
+    return (f" Candidate wall time (one worker): median {statistics.median(times):.0f} s, "
+            f"{times[0]:.0f}-{times[-1]:.0f} s, {sum(times) / 60:.0f} worker-minutes in all.")
+
+
+def slug(spec: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in spec).strip("_")
+
+
+def a_name(spec: str) -> str:
+    """The name of part (a)'s search on a task setting (one store holds every setting's)."""
+    return f"quality-a-{slug(spec)}"
+
+
+def search(store: Store, config: SearchConfig, out: Path) -> str:
+    """Run `config` into `store` unless it already finished there; when and how long it ran, and the load
+    average before and after (kept beside the store, so a report of a stored run says it too)."""
+    sidecar = out / f"{config.name}.timing.txt"
+    found = store.find_search(config.name)
+    if found is not None and found.status == "finished":
+        log.warning("%s: already finished in this store, reported as stored", config.name)
+        return sidecar.read_text().strip() if sidecar.exists() else "a stored run (its time and load not recorded)"
+    before, when, started = load(), now(), time.perf_counter()
+    run_search(config, store, resume=found is not None)
+    timing = (f"{when}; load average (1, 5, 15 min) {before} at the start and {load()} at the end; "
+              f"{(time.perf_counter() - started) / 60:.1f} min wall" + ("; resumed" if found is not None else ""))
+    sidecar.write_text(timing + "\n")
+    return timing
+
+
+def stopped(config: dict, records: list) -> str:
+    limit = config.get("time_limit_s")
+    if limit and len(records) < config["budget"]:
+        return f"; stopped asking after the {limit / 60:.0f}-minute limit"
+    return ""
+
+
+def plot_front(points, task: str, path: Path, threshold: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    on_front = {p.arch for p in front(points)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    biggest = max(p.params for p in points)
+    for kind, marker in (("baseline", "s"), ("found", "o")):
+        group = [p for p in points if bool(p.baseline) == (kind == "baseline")]
+        if group:
+            color = "C3" if kind == "baseline" else "C0"
+            sizes = [20 + 120 * p.params / biggest for p in group]
+            ax.scatter([p.state for p in group], [p.metric for p in group], s=sizes,
+                       marker=marker, facecolors=[color if p.arch in on_front else "none" for p in group],
+                       edgecolors=color, label=f"{kind} (filled: on the Pareto front)")
+    for p in points:
+        if p.baseline or (p.arch in on_front and p.metric >= 0.5):  # the low, crowded end stays unlabelled
+            ax.annotate(p.baseline or f"e{p.evaluation}", (p.state, p.metric), fontsize=6, xytext=(3, 2),
+                        textcoords="offset points")
+    ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("symlog", linthresh=100)  # a model without token mixing has no state: 0 stays on the plot
+    ax.set_xlim(-20, 1.6 * max(p.state for p in points) + 1)
+    ax.set_xlabel("decoding state per sequence (floats, symlog)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{task}: marker size ~ parameters", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def part_a(args, store: Store, results: Path) -> None:
+    for spec in args.settings:
+        task = get_task(spec)
+        named = baselines(task, max_params=args.max_params)
+        config = SearchConfig(name=a_name(spec), task=spec, strategy=args.strategy, budget=args.budget,
+                              steps=args.steps, max_params=args.max_params, workers=args.workers,
+                              executor=args.executor, seed_with="all", keep_weights=0, objectives=args.objectives,
+                              candidate_time_limit_s=args.candidate_time_limit, seed=args.seed,
+                              time_limit_s=args.time_limit and 60 * args.time_limit)
+        timing = search(store, config, args.out)
+        stored = store.get_search(config.name).config
+        records = store.evaluations(config.name)
+        points = points_from_records(records, task.spec)
+        failed = [r for r in records if r.status != "ok"]
+        aim = check_aim(points, args.threshold)
+        png = results.with_name(f"search_quality_pareto_{slug(spec)}.png")
+        if points:
+            plot_front(points, spec, png, args.threshold)
+        lines = [f"## Search quality (a): Pareto front, `{spec}` {TAG}", "",
+                 f"{timing}; {machine(stored['executor'], stored['workers'])}. Strategy `{stored['strategy']}`, "
+                 f"objectives `{stored['objectives']}`, "
+                 f"seeded with all {len(named)} causal baselines of the library at most {stored['max_params']:,} "
+                 f"parameters (each at the widest width that fits); budget {stored['budget']} evaluations "
+                 f"({len(records)} recorded, {len(failed)} failed{stopped(stored, records)}), "
+                 f"{stored['steps']} training steps each at the "
+                 "task's recipe otherwise, one training seed; width sampled by the search. Accuracy on held-out "
+                 "queries; decoding state and parameters from `check` at the task's length." + walls(records), "",
+                 f"![Pareto front]({png.name})", "",
+                 "Pareto front of (accuracy, decoding state, parameters) over the baselines and every find:", "",
+                 *front_table(points), "", *aim_lines(aim, args.threshold), "",
+                 "All evaluations (accuracy, state, params, eval):", "",
+                 *[f"- e{p.evaluation} {p.label}: {p.metric:.3f}, {p.state:,}, {p.params:,}: `{p.compact}`"
+                   for p in points],
+                 *[f"- e{r.id} failed ({r.status}): `{r.arch}`: {(r.error or '')[:120]}" for r in failed], "",
+                 "Canonical strings of the front:", "",
+                 *[f"- e{p.evaluation}: `{p.arch}`" for p in front(points)]]
+        text = "\n".join(lines)
+        print(text, flush=True)
+        write_section(text, results)
+
+
+def part_b(args, store: Store, results: Path) -> None:
+    headline = search_headline(store, a_name(args.settings[0]))
+    arch = args.arch or (headline.found.arch if headline.found else None)
+    if arch is None:
+        log.warning("mad: no best find (run `pareto` into the same --out first, or give --arch)")
+        return
+    task = get_task(args.mad_task)
+    from einsearch.grammar import check, parse
+
+    params = check(parse(arch), task).params
+    entries = [("best find", arch)] + [(n, str(a)) for n, a in baselines(task, max_params=params)]
+    executor = make_executor(SearchConfig(name="mad", task=task.spec, workers=args.workers, executor=args.executor,
+                                          max_params=None, candidate_time_limit_s=args.candidate_time_limit))
+    steps = args.steps or task.recipe.steps
+    before, when, started = load(), now(), time.perf_counter()
+    keys = {executor.submit(Candidate(a, task.spec, steps, seed)): (i, seed)
+            for i, (_, a) in enumerate(entries) for seed in range(args.seeds)}
+    scores: dict[int, list[float]] = {}
+    errors: dict[int, str] = {}
+    try:
+        while len(keys) > sum(map(len, scores.values())) + len(errors):
+            for key, result in executor.wait():
+                i, _ = keys[key]
+                if result.ok:
+                    scores.setdefault(i, []).append(result.metric)
+                else:
+                    errors[i] = str(result.error)[:100]
+    finally:
+        executor.shutdown()
+    lines = [f"## Search quality (b): MAD at equal parameters {TAG}", "",
+             f"{when}; load {before} at the start and {load()} at the end; "
+             f"{(time.perf_counter() - started) / 60:.1f} min wall; {machine(args.executor, args.workers)}. "
+             f"Task `{task.spec}`, {steps} "
+             f"steps, {args.seeds} training seed(s); every baseline at the widest size with at most {params:,} "
+             "parameters (the find's count on this task). Score: MAD's mean accuracy (per task, then over tasks).", "",
+             "| | params | MAD score (mean over seeds) | architecture |", "|---|---|---|---|"]
+    for i, (name, a) in enumerate(entries):
+        cell = f"{statistics.mean(scores[i]):.3f}" if i in scores else f"failed: {errors.get(i, '?')}"
+        lines.append(f"| {name} | {check(parse(a), task).params:,} | {cell} | `{a}` |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    write_section(text, results)
+
+
+def plot_curves(curves: dict[str, list[list[float]]], task: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for spec, runs in curves.items():
+        n = min(len(r) for r in runs)
+        xs = range(1, n + 1)
+        columns = list(zip(*(r[:n] for r in runs)))
+        ax.plot(xs, [statistics.mean(v) for v in columns], label=f"{spec} ({len(runs)} seeds)")
+        ax.fill_between(xs, [min(v) for v in columns], [max(v) for v in columns], alpha=0.12)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best accuracy so far (mean; shaded: min-max over seeds)")
+    ax.set_title(task, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def part_c(args, store: Store, results: Path) -> None:
+    curves: dict[str, list[list[float]]] = {}
+    failures: dict[str, int] = {}
+    timings: list[str] = []
+    for spec in args.strategies:
+        for seed in range(args.seeds):
+            config = SearchConfig(name=f"quality-c-{spec}-{seed}", task=args.task, strategy=spec, budget=args.budget,
+                                  steps=args.steps, max_params=args.max_params, workers=args.workers,
+                                  executor=args.executor, keep_weights=0, seed=seed,
+                                  candidate_time_limit_s=args.candidate_time_limit,
+                                  time_limit_s=args.time_limit and 60 * args.time_limit)
+            timings.append(search(store, config, args.out))
+            records = sorted(store.evaluations(config.name), key=lambda r: r.id)
+            curves.setdefault(spec, []).append(best_so_far([r.metric if r.status == "ok" else None for r in records]))
+            failures[spec] = failures.get(spec, 0) + sum(r.status != "ok" for r in records)
+    png = results.with_name("search_quality_curves.png")
+    plot_curves(curves, args.task, png)
+    common = min(len(r) for runs in curves.values() for r in runs)  # evaluations every search reached
+    marks = sorted({m for m in (4, 8, 16, 32, common) if 1 <= m <= common})
+    limit = f"; each search stopped asking after {args.time_limit:g} min" if args.time_limit else ""
+    lines = [f"## Search quality (c): strategies at equal budget {TAG}", "",
+             f"{combined(timings)}; {machine(args.executor, args.workers)}. Task `{args.task}`, budget "
+             f"{args.budget} evaluations per search{limit}, from scratch (no seeding), {args.steps or 'recipe'} "
+             f"steps, at most {args.max_params:,} parameters, {args.seeds} search seeds per strategy. Best accuracy "
+             f"so far, mean ± std over seeds, after m evaluations (in submission order); every search reached "
+             f"{common}.", "",
+             f"![best so far]({png.name})", "",
+             "| strategy | evaluations per search | " + " | ".join(f"best @ {m}" for m in marks)
+             + " | best at the end | failed |", "|---|---|" + "---|" * (len(marks) + 2)]
+
+    def cell(values: list[float]) -> str:
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+
+    for spec, runs in curves.items():
+        counts = ", ".join(str(len(r)) for r in runs)
+        lines.append(f"| {spec} | {counts} | " + " | ".join(cell([r[m - 1] for r in runs]) for m in marks)
+                     + f" | {cell([r[-1] for r in runs])} | {failures[spec]} |")
+    at = {spec: statistics.mean(r[common - 1] for r in runs) for spec, runs in curves.items()}
+    pcfg = next((s for s in at if s.startswith("pcfg-learn")), None)
+    if pcfg and "random" in at:
+        verdict = "beats" if at[pcfg] > at["random"] else "does not beat"
+        lines += ["", f"At {common} evaluations, {pcfg} ({at[pcfg]:.3f}) {verdict} random ({at['random']:.3f}) on "
+                      "the mean best found."]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    write_section(text, results)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["pareto", "mad", "strategies", "all"])
+    parser.add_argument("--settings", default=";".join(SETTINGS), help="(a) ';'-separated task specs")
+    parser.add_argument("--task", default="mqar-cpu", help="(c) the task")
+    parser.add_argument("--mad-task", default="mad", help="(b) the MAD suite's spec, e.g. mad:settings=all")
+    parser.add_argument("--arch", help="(b) the architecture to compare (default: (a)'s best find, first setting)")
+    parser.add_argument("--budget", type=int, default=64, help="evaluations per search (baselines included in (a))")
+    parser.add_argument("--steps", type=int, help="training steps per candidate (default: the task's recipe)")
+    parser.add_argument("--max-params", type=int, default=175_000)
+    parser.add_argument("--strategy", default="evolution:population=16,sample_size=4", help="(a)")
+    parser.add_argument("--objectives", default="accuracy,state,params", help="(a)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="(c) ';'- or ','-separated")
+    parser.add_argument("--seeds", type=int, default=3, help="(b) training seeds, (c) search seeds")
+    parser.add_argument("--seed", type=int, default=0, help="(a) the search's seed")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executor", default="ray")
+    parser.add_argument("--threshold", type=float, default=0.99, help="(a) accuracy that counts as solved")
+    parser.add_argument("--candidate-time-limit", type=float, default=None, help="seconds per candidate")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="minutes per search: stop asking for candidates after this long (running ones finish)")
+    parser.add_argument("--out", help="folder of the stores (default: a new temporary folder)")
+    parser.add_argument("--results", default=str(RESULTS), help="the RESULTS.md to write (PNGs beside it)")
+    parser.add_argument("--smoke", action="store_true", help="fake evaluator, tiny budgets (a test of the script)")
+    args = parser.parse_args(argv)
+    args.settings = [s.strip() for s in args.settings.split(";") if s.strip()]
+    sep = ";" if ";" in args.strategies else ","
+    args.strategies = [s.strip() for s in args.strategies.split(sep) if s.strip()]
+    if args.smoke:
+        args.executor, args.budget, args.steps, args.seeds = "fake", min(args.budget, 18), 2, min(args.seeds, 2)
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args.out = Path(args.out or tempfile.mkdtemp(prefix="einsearch-quality-"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    log.warning("stores in %s", args.out)
+    results = Path(args.results)
+    with Store.open(f"sqlite:///{args.out / 'quality.db'}") as store:
+        if args.part in ("pareto", "all"):
+            part_a(args, store, results)
+        if args.part in ("mad", "all"):
+            part_b(args, store, results)
+        if args.part in ("strategies", "all"):
+            part_c(args, store, results)
+
+
+if __name__ == "__main__":
+    main()

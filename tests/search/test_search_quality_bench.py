@@ -1,0 +1,84 @@
+"""bench/quality_front.py: the Pareto front and the issue's aim on made-up points (no training)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from quality_front import Point, best_so_far, check_aim, front, front_table  # noqa: E402
+
+
+def point(i, metric, state, params, baseline=None):
+    return Point(i, f"arch{i}", f"a{i}", metric, state, params, baseline)
+
+
+TRANSFORMER = point(1, 0.999, 16_384, 115_000, "transformer")
+DELTANET = point(2, 0.993, 3_584, 117_000, "deltanet")
+GLA = point(3, 0.26, 1_024, 118_000, "gla")
+
+
+def test_front_drops_dominated_points_and_keeps_trade_offs():
+    worse = point(4, 0.99, 4_000, 120_000)  # DeltaNet is better on all three
+    small = point(5, 0.80, 576, 130_000)  # least state, more params than GLA: both kept
+    points = [TRANSFORMER, DELTANET, GLA, worse, small]
+    kept = front(points)
+    assert [p.evaluation for p in kept] == [1, 2, 5, 3]  # by accuracy
+    assert worse not in kept
+    table = front_table(points)
+    assert len(table) == 2 + 4 and "| e5 | found | 0.800 | 576 | 130,000 | `a5` |" in table
+
+
+def test_aim_needs_the_threshold_less_state_than_the_reference_and_no_baseline_dominating():
+    near = point(4, 0.989, 1_000, 90_000)  # below 0.99
+    bigger = point(5, 0.995, 9_728, 117_000)  # solves it, more state than DeltaNet
+    aim = check_aim([TRANSFORMER, DELTANET, GLA, near, bigger])
+    assert aim.reference == DELTANET and not aim.smaller and not aim.more_accurate and not aim.met
+    perfect = point(7, 1.0, 8_192, 74_000)  # beats the transformer's 0.999, but with more state than DeltaNet
+    aim = check_aim([TRANSFORMER, DELTANET, GLA, perfect])
+    assert aim.more_accurate == [perfect] and not aim.met  # a baseline reaches 0.99: only less state counts
+    winner = point(6, 0.995, 2_048, 125_000)  # more params than DeltaNet but less state: not dominated
+    aim = check_aim([TRANSFORMER, DELTANET, GLA, winner])
+    assert aim.smaller == [winner] and aim.met
+
+
+def test_aim_on_a_harder_setting_is_beating_every_baseline():
+    bases = [point(1, 0.40, 16_384, 115_000, "transformer"), point(2, 0.55, 3_584, 117_000, "deltanet")]
+    dominated = point(3, 0.56, 3_584, 117_000)
+    assert check_aim(bases + [dominated]).more_accurate == [dominated]
+    tie = point(4, 0.55, 1_000, 100_000)  # not more accurate than DeltaNet
+    aim = check_aim(bases + [tie])
+    assert aim.reference is None and not aim.met
+
+
+def test_best_so_far_skips_failures():
+    assert best_so_far([None, 0.2, 0.1, None, 0.5]) == [float("-inf"), 0.2, 0.2, 0.2, 0.5]
+
+
+def test_script_smoke_run_writes_its_section_and_plot(tmp_path):
+    """bench/search_quality.py on the fake evaluator: its (a) section, front table and PNG."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other\nkeep me\n")
+    subprocess.run([sys.executable, str(root / "bench" / "search_quality.py"), "pareto", "--smoke", "--budget", "16",
+                    "--settings", "mqar:seq=64,pairs=4,vocab=128", "--results", str(results), "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    text = results.read_text()
+    assert "## Other\nkeep me" in text
+    assert "## Search quality (a): Pareto front, `mqar:seq=64,pairs=4,vocab=128`" in text
+    assert "| e1 |" in text or "| e2 |" in text
+    assert "Aim " in text and "Canonical strings of the front:" in text
+    assert (tmp_path / "search_quality_pareto_mqar_seq_64_pairs_4_vocab_128.png").stat().st_size > 1000
+
+
+def test_combined_timing_sums_searches_and_keeps_first_start_and_last_end():
+    from quality_front import combined
+
+    one = ("Sun Dec 06 22:55 UTC 2026; load average (1, 5, 15 min) 0.35 2.26 2.55 at the start and 1.9 2.0 2.4 at the "
+           "end; 3.2 min wall")
+    two = ("Sun Dec 06 22:59 UTC 2026; load average (1, 5, 15 min) 1.9 2.0 2.4 at the start and 2.5 2.1 2.2 at the "
+           "end; 3.5 min wall")
+    text = combined([one, two])
+    assert text.startswith("Sun Dec 06 22:55 UTC 2026; load average (1, 5, 15 min) 0.35 2.26 2.55 at the start and "
+                           "2.5 2.1 2.2 at the end; 2 searches, 6.7 min wall in all")
+    assert "not recorded" in combined([one, "a stored run (its time and load not recorded)"])
