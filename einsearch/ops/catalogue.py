@@ -46,6 +46,7 @@ def op_info(name: str) -> OpInfo:
     """The primitive `name`'s static description; KeyError if no primitive has that name."""
     registry = _live_registry()
     if registry is not None:
+        catalogue()  # once per process, cheap with the registry loaded: a later process reads it from disk
         return registry.get_op(name)
     try:
         return catalogue()[name]

@@ -52,3 +52,20 @@ def test_store_and_listing_commands_answer_from_disk_without_torch(tmp_path):
     assert second["heavy"] == []
     assert second["outputs"] == first
     assert best["state_size"] is not None and best["compact"] in first[f"leaderboard --db {db}"].replace("\n", "")
+
+
+def test_after_a_search_its_results_are_shown_without_torch(tmp_path):
+    """The search itself leaves on disk what the results commands read: their first call is fast too."""
+    env = {**os.environ, "EINSEARCH_MEMO": str(tmp_path / "memo"), "COLUMNS": "200",
+           "EINSEARCH_PARAM_CACHE": str(tmp_path / "params")}
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    _einsearch(["search", "--task", "toy-causal", "--strategy", "random", "--budget", "3", "--executor", "fake",
+                "--name", "s", "--db", db], env)
+    commands = [["leaderboard", "--db", db, "--format", "json"], ["searches", "--db", db], ["show", "1", "--db", db]]
+    done = subprocess.run([sys.executable, "-c", SECOND_RUN, json.dumps(commands)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    second = json.loads(done.stdout.strip().splitlines()[-1])
+    assert second["heavy"] == []
+    rows = [json.loads(line) for line in second["outputs"][f"leaderboard --db {db} --format json"].splitlines()]
+    assert len(rows) >= 1 and all(row["state_size"] is not None and row["compact"] for row in rows)
