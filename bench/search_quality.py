@@ -104,6 +104,17 @@ def stopped(config: dict, records: list) -> str:
     return ""
 
 
+def save_plot(fig, ax, path: Path) -> None:
+    """Legend, grid, tight layout; written to `path` and closed."""
+    import matplotlib.pyplot as plt
+
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_front(points, task: str, path: Path, threshold: float) -> None:
     import matplotlib
 
@@ -131,11 +142,7 @@ def plot_front(points, task: str, path: Path, threshold: float) -> None:
     ax.set_xlabel("decoding state per sequence (floats, symlog)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"{task}: marker size ~ parameters", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, ax, path)
 
 
 def part_a(args, store: Store, results: Path) -> None:
@@ -239,11 +246,7 @@ def plot_curves(curves: dict[str, list[list[float]]], task: str, path: Path) -> 
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best accuracy so far (mean; shaded: min-max over seeds)")
     ax.set_title(task, fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, ax, path)
 
 
 def part_c(args, store: Store, results: Path) -> None:
