@@ -101,10 +101,6 @@ class DiskMemo:
         self._new[key] = stored
         return value
 
-    def forget(self) -> None:
-        """Drop what this process holds in memory (the file stays): the next `get` reads the file."""
-        self._values, self._new = None, {}
-
     def save(self) -> None:
         """Write the answers made in this process, merged with what is on disk now."""
         path = self.path

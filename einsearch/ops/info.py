@@ -13,6 +13,7 @@ TOKEN_CATEGORIES = ("attention", "recurrent", "ssm", "convolution", "token_mlp")
 CHANNEL_CATEGORIES = ("ffn", "moe")  # dense feed-forward; routed experts
 CATEGORIES = TOKEN_CATEGORIES + CHANNEL_CATEGORIES
 
+
 @dataclass(frozen=True)
 class OpInfo:
     """The static description of a primitive: what the grammar accepts and how it is classified."""
