@@ -7,6 +7,8 @@ rule >= 0.9, gated convolutions visibly lower.
 
     .venv/bin/python bench/task_separation.py                                # MQAR T=64, every baseline
     .venv/bin/python bench/task_separation.py --tasks "mqar-cpu" --baselines transformer,deltanet,baseconv
+    .venv/bin/python bench/task_separation.py --tasks mad:size=cpu --baselines transformer,deltanet,mamba,hyena,baseconv
+                                   # an aggregate: its members, one table of baseline x task (MAD's mean last)
     .venv/bin/python bench/task_separation.py --tiny                         # seconds; prints only
 """
 from __future__ import annotations
@@ -52,17 +54,28 @@ def main() -> None:
     args = parser.parse_args()
     from einsearch.search.library import baselines
 
+    from einsearch.tasks import get_task
+
     specs = ["mqar-tiny"] if args.tiny else args.tasks.split(";")
+    aggregate = len(specs) == 1 and hasattr(get_task(specs[0]), "members")
+    suite = specs[0]
+    if aggregate:
+        specs = [member.spec for _, member in get_task(suite).members()]
     steps = 30 if args.tiny else args.steps
     wanted = "transformer,deltanet,baseconv" if args.tiny else args.baselines
     jobs = []
     for spec in specs:
-        names = [n for n, _ in baselines(spec, width=args.width)]
+        names = [n for n, _ in baselines(get_task(spec), width=args.width)]
         names = names if wanted == "all" else [n for n in wanted.split(",") if n in names]
         jobs += [(n, spec, steps, seed, args.width) for n in names for seed in range(args.seeds)]
     started = time.time()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         runs = list(pool.map(train, *zip(*jobs)))
+    if aggregate:
+        section = matrix(runs, suite, specs, args, time.time() - started)
+        print(section)
+        write_section(section)
+        return
     for spec in specs:
         section = report([r for r in runs if r["task"] == spec], spec, args, time.time() - started, steps)
         print(section)
@@ -92,6 +105,30 @@ def report(runs: list[dict], spec: str, args: argparse.Namespace, wall: float, s
         curve = " ".join(f"{s}:{m:.2f}" for s, m in mine[0]["curve"][1::2])
         lines.append(f"| {name} | {mine[0]['params']:,} | {mine[0]['state']:,} | {finals} | {best} | {sps} | {curve} |")
     lines += [""] + [f"- {name}: `{next(r['arch'] for r in runs if r['name'] == name)}`" for name in names]
+    return "\n".join(lines) + "\n"
+
+
+def matrix(runs: list[dict], suite: str, specs: list[str], args: argparse.Namespace, wall: float) -> str:
+    """One table for an aggregate's members: each baseline's final score per task, and their mean."""
+    from einsearch.tasks import get_task
+
+    date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
+    names = list(dict.fromkeys(r["name"] for r in runs))
+    short = [spec.split(":")[0] for spec in specs]
+    score = {(r["name"], r["task"]): (r["metric"] if r["status"] == "ok" else None) for r in runs if r["seed"] == 0}
+    mean = {n: sum(score.get((n, s)) or 0.0 for s in specs) / len(specs) for n in names}
+    lines = [f"## Task separation, `{suite}` (bench/task_separation.py)", "",
+             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.workers} trainings at "
+             f"a time, 1 torch thread each; {wall / 60:.0f} min wall. Each member at its recipe "
+             f"({get_task(specs[0]).recipe.describe()}); width {args.width}, unit stacked twice; accuracy on "
+             f"held-out batches (recall positions only), seed 0. Failed or missing runs count 0 in the mean.", "",
+             "| baseline | params (first task) | " + " | ".join(short) + " | mean |", "|---|---|" + "---|" * (len(specs) + 1)]
+    for name in sorted(names, key=lambda n: -mean[n]):
+        cells = [("failed" if score.get((name, s)) is None else f"{score[(name, s)]:.3f}") for s in specs]
+        params = next(r["params"] for r in runs if r["name"] == name)
+        lines.append(f"| {name} | {params or 0:,} | " + " | ".join(cells) + f" | {mean[name]:.3f} |")
+    lines += ["", "Tasks: " + "; ".join(f"`{spec}`" for spec in specs), ""]
+    lines += [f"- {name}: `{next(r['arch'] for r in runs if r['name'] == name)}`" for name in names]
     return "\n".join(lines) + "\n"
 
 

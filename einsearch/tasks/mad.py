@@ -4,7 +4,9 @@ Each task's defaults are MAD's baseline setting; its parameters are the difficul
 (one at a time: `variations()`), e.g. `mad-recall:vocab=64`. Training uses every next token; the
 metric (accuracy) counts recall positions only (`MaskedBatch.scored`). A finite training set of
 `train_examples` sequences is drawn once per training seed and sampled with replacement.
-`tiny()` gives each task's test size. `mad` averages as MAD does (see `aggregate.py`).
+`sized("cpu")` gives each task's CPU size (sequences of at most 64, so one candidate trains in about a
+minute on one thread; bench/task_separation.py records how the baselines separate there), `sized("tiny")`
+its test size. `mad` averages as MAD does (see `aggregate.py`); `mad:size=cpu` is the suite at CPU size.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from einsearch.tasks import mad_data
-from einsearch.tasks.base import Batch, Task, TaskError, TokenSequenceTask
+from einsearch.tasks.base import Batch, Recipe, Task, TaskError, TokenSequenceTask
 from einsearch.tasks.registry import register_task
 
 
@@ -32,15 +34,23 @@ class MadTask(TokenSequenceTask):
     causal = True
     metric = "accuracy"
     higher_is_better = True
-    batch_size: ClassVar[int] = 32
-    lr: ClassVar[float] = 1e-3
+    batch_size: ClassVar[int] = 64
+    lr: ClassVar[float] = 3e-3
     eval_batches: ClassVar[int] = 8
     VARIATIONS: ClassVar[dict[str, tuple]] = {}
     TINY: ClassVar[dict[str, object]] = {}
+    CPU: ClassVar[dict[str, object]] = {}  # MAD's baseline setting where it is already CPU-sized
 
     vocab: int = 16
     seq: int = 128
     train_examples: int = 12800
+
+    @property
+    def recipe(self) -> Recipe:
+        """MQAR's short-budget recipe (a constant rate from the first step, AdamW beta2 0.999): at the CPU
+        sizes it separates the baselines in 600 steps (bench/RESULTS.md, "Task separation, MAD at CPU size")."""
+        return Recipe(steps=600, batch_size=self.batch_size, lr=self.lr, schedule="constant", warmup=0,
+                      betas=(0.9, 0.999))
 
     def __post_init__(self) -> None:
         if self.vocab < 4 or self.seq < 4 or self.train_examples < 1:
@@ -54,8 +64,9 @@ class MadTask(TokenSequenceTask):
         return [base] + [replace(base, **{knob: value}) for knob, values in cls.VARIATIONS.items() for value in values]
 
     @classmethod
-    def tiny(cls) -> "MadTask":
-        return cls(**cls.TINY)
+    def sized(cls, size: str) -> "MadTask":
+        """The task at a named size: `default` (MAD's baseline setting), `cpu` or `tiny` (tests)."""
+        return cls(**{"default": {}, "cpu": cls.CPU, "tiny": cls.TINY}[size])
 
     def sequence(self, rng: random.Random) -> tuple[list[int], list[bool]]:
         raise NotImplementedError
@@ -87,6 +98,7 @@ class MadRecall(MadTask):
 
     VARIATIONS = {"vocab": (32, 64, 128), "seq": (256, 512, 1024), "train_examples": (6400, 3200, 1600, 800)}
     TINY = {"vocab": 16, "seq": 32, "train_examples": 512}
+    CPU = {"seq": 64}
 
     def sequence(self, rng: random.Random) -> tuple[list[int], list[bool]]:
         return mad_data.recall(rng, self.vocab, self.seq)
@@ -108,6 +120,7 @@ class MadNoisyRecall(MadTask):
 
     VARIATIONS = {"vocab": (48, 80, 144), "frac_noise": (0.4, 0.6, 0.8)}
     TINY = {"vocab": 32, "seq": 32, "train_examples": 512}
+    CPU = {"seq": 64}
 
     vocab: int = 32
     noise_vocab: int = 16
@@ -130,6 +143,7 @@ class MadSelectiveCopy(MadTask):
 
     VARIATIONS = {"vocab": (32, 64, 128), "seq": (512, 1024), "copy": (32, 64, 96)}
     TINY = {"vocab": 16, "seq": 32, "copy": 4, "train_examples": 512}
+    CPU = {"seq": 64, "copy": 8}
 
     seq: int = 256
     copy: int = 16
@@ -210,18 +224,21 @@ class MadSuite(Task):
     higher_is_better = True
 
     settings: str = "baseline"  # baseline: MAD's baseline setting of each task; all: every variation too
-    size: str = "default"  # default | tiny (tests)
+    size: str = "default"  # default: MAD's settings | cpu: sequences of at most 64 | tiny (tests)
 
     def __post_init__(self) -> None:
-        if self.settings not in ("baseline", "all") or self.size not in ("default", "tiny"):
-            raise TaskError(f"settings must be baseline|all and size default|tiny, got {self.settings}, {self.size}")
+        if self.settings not in ("baseline", "all") or self.size not in ("default", "cpu", "tiny"):
+            raise TaskError(f"settings must be baseline|all and size default|cpu|tiny, got {self.settings}, "
+                            f"{self.size}")
+        if self.settings == "all" and self.size != "default":
+            raise TaskError(f"settings=all are MAD's own sizes: give size=default, not size={self.size}")
 
     def members(self) -> list[tuple[str, Task]]:
         """(task name, task) for every model to train."""
         out: list[tuple[str, Task]] = []
         for name, cls in ((n, f()) for n, f in MAD_TASKS.items()):
-            if self.size == "tiny":
-                out.append((name, cls.tiny()))
+            if self.size != "default":
+                out.append((name, cls.sized(self.size)))
             else:
                 out.extend((name, t) for t in (cls.variations() if self.settings == "all" else [cls()]))
         return out

@@ -57,7 +57,7 @@ def test_memorization_uses_one_map_and_compression_reconstructs_inputs():
 
 def test_every_mad_task_batches_scores_and_lists_variations():
     for name, cls in ((n, f()) for n, f in MAD_TASKS.items()):
-        tiny = cls.tiny()
+        tiny = cls.sized("tiny")
         batch = next(tiny.batches("train", 3, seed=0))
         assert batch.inputs.shape == batch.targets.shape == batch.scored.shape == (3, tiny.seq)
         assert batch.scored.any(), name
@@ -73,6 +73,16 @@ def test_suite_members_and_bad_settings():
     assert len(MadSuite(settings="all").members()) == sum(len(f().variations()) for f in MAD_TASKS.values())
     with pytest.raises(TaskError, match="settings must be"):
         get_task("mad:settings=some")
+    with pytest.raises(TaskError, match="give size=default"):
+        get_task("mad:settings=all,size=cpu")
+
+
+def test_cpu_size_keeps_sequences_short_and_every_member_carries_the_recipe():
+    members = get_task("mad:size=cpu").members()
+    assert [n for n, _ in members] == list(MAD_TASKS)
+    for _, task in members:
+        assert task.seq <= 64 and get_task(task.spec) == task  # each member is a task of its own
+        assert (task.recipe.steps, task.recipe.schedule, task.recipe.warmup) == (600, "constant", 0)
 
 
 def test_suite_score_is_the_mean_of_its_members():
