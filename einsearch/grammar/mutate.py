@@ -1,4 +1,5 @@
-"""Tree operations for search: typed subtrees, subtree resampling, hyperparameter changes, crossover.
+"""Tree operations for search: typed subtrees, subtree resampling, hyperparameter and depth changes,
+crossover.
 
 Every result is a valid sentence within the limits by construction: a replacement is drawn by the
 constrained sampler for the slot's own type, with the budget the rest of the tree leaves it.
@@ -12,7 +13,7 @@ from fractions import Fraction
 from einsearch.grammar.checker import Walker, check
 from einsearch.grammar.sampler import Limits, Sampler
 from einsearch.grammar.shape import TaskShape
-from einsearch.grammar.tree import Arch, Node
+from einsearch.grammar.tree import MAX_REPEAT, Arch, Node
 
 ONE = Fraction(1)
 
@@ -160,6 +161,29 @@ def change_hparam(arch: Arch, task: TaskShape, rng: random.Random, limits: Limit
     name, hparams = sub.node.args
     new = Node("op", (name, tuple((k, value if k == key else v) for k, v in hparams)))
     return Arch(replace(arch.root, sub.path, new))
+
+
+def change_depth(arch: Arch, task: TaskShape, rng: random.Random, limits: Limits = Limits()) -> Arch | None:
+    """One copy more or fewer of a repeated group (a group left with one copy becomes plain stages), or
+    one stage fewer; None if no such change fits the limits. Resampling alone never shortens a net
+    while keeping its layers, e.g. one DeltaNet layer from the two-layer baseline."""
+    budget = Sampler(task, limits).budget
+    stages = arch.root.children
+    blocks = sum(_blocks(s) for s in stages)
+    roots = []
+    for s, stage in enumerate(stages):
+        if stage.kind == "repeat":
+            n, group = stage.args[0], stage.children
+            if n + 1 <= MAX_REPEAT and blocks + len(group) <= limits.max_blocks:
+                roots.append(arch.root.replace_child(s, Node("repeat", (n + 1,) + stage.args[1:], group)))
+            if n == 2:
+                roots.append(Node(arch.root.kind, arch.root.args, stages[:s] + group + stages[s + 1:]))
+            elif n > 2:
+                roots.append(arch.root.replace_child(s, Node("repeat", (n - 1,) + stage.args[1:], group)))
+        if len(stages) > 1:
+            roots.append(Node(arch.root.kind, arch.root.args, stages[:s] + stages[s + 1:]))
+    fits = [Arch(root) for root in roots if check(Arch(root), task).params <= budget]
+    return rng.choice(fits) if fits else None
 
 
 def crossover(a: Arch, b: Arch, task: TaskShape, rng: random.Random, limits: Limits = Limits()) -> Arch | None:

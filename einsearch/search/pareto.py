@@ -62,10 +62,22 @@ def crowding_distance(points: Sequence[Sequence[float]], front: Sequence[int]) -
     return distance
 
 
-def pareto_order(points: Sequence[Sequence[float]]) -> list[tuple[int, float]]:
-    """Per point, its sort key for selection: (front index, minus crowding distance); smaller is better."""
+def pareto_order(points: Sequence[Sequence[float]],
+                 violations: Sequence[float] | None = None) -> list[tuple[int, float]]:
+    """Per point, its sort key for selection: (front index, minus crowding distance); smaller is better.
+
+    With `violations` (per point, 0 when feasible), Deb's constrained domination: the feasible points
+    are sorted among themselves and every infeasible point comes after them, the least violating first
+    (so a floor on the metric keeps non-learners from holding the front's extremes)."""
+    violations = violations or [0.0] * len(points)
+    feasible = [i for i, v in enumerate(violations) if v <= 0]
     keys: list[tuple[int, float]] = [(0, 0.0)] * len(points)
-    for rank, front in enumerate(non_dominated_sort(points)):
-        for i, d in crowding_distance(points, front).items():
+    fronts = non_dominated_sort([points[i] for i in feasible])
+    for rank, front in enumerate(fronts):
+        members = [feasible[j] for j in front]
+        for i, d in crowding_distance(points, members).items():
             keys[i] = (rank, -d)
+    for i, v in enumerate(violations):
+        if v > 0:
+            keys[i] = (len(fronts), float(v))
     return keys

@@ -4,7 +4,7 @@ import pytest
 
 from einsearch import check, parse, sample
 from einsearch.tasks import get_task
-from einsearch.grammar.mutate import change_hparam, crossover, resample, subtrees
+from einsearch.grammar.mutate import change_depth, change_hparam, crossover, resample, subtrees
 from einsearch.grammar.sampler import Limits
 
 TASK = get_task("toy-causal")
@@ -56,6 +56,31 @@ def test_change_hparam(population):
         diff = [(x, y) for x, y in zip(arch.root.walk(), child.root.walk()) if x != y and not x.children]
         assert len(diff) == 1 and diff[0][0].kind == "op"
     assert done > 0
+
+
+def test_change_depth_keeps_the_layers_and_moves_one_repeat_or_stage(population):
+    rng = random.Random(3)
+    done = 0
+    for arch in population:
+        child = change_depth(arch, TASK, rng, LIMITS)
+        if child is None:
+            continue
+        done += 1
+        _valid(child)
+        before, after = check(arch, TASK).blocks, check(child, TASK).blocks
+        assert child != arch and child.dim == arch.dim and before != after
+        layers = lambda a: {str(n) for n in a.root.walk() if n.kind == "block"}
+        assert layers(child) <= layers(arch)  # nothing new: only copies or stages come and go
+    assert done > len(population) // 2
+
+
+def test_change_depth_reaches_one_layer_of_a_two_layer_baseline():
+    G = "block(pre:rms, glu(expand=4, act=swish))"
+    arch = parse(f"net(64, repeat(2, block(pre:rms, deltanet(heads=4, chunk=16)), {G}))")
+    children = {change_depth(arch, TASK, random.Random(seed), LIMITS) for seed in range(20)}
+    one = parse(f"net(64, block(pre:rms, deltanet(heads=4, chunk=16)), {G})")  # unrolled: a canonical one-copy form
+    assert one in children and str(one) in {str(c) for c in children}
+    assert change_depth(parse("net(64, block(pre:rms, glu()))"), TASK, random.Random(0), Limits(max_blocks=1)) is None
 
 
 def test_crossover(population):

@@ -54,6 +54,37 @@ def test_non_dominated_sort_and_crowding():
     assert sorted(range(len(points)), key=lambda i: order[i])[:3] == [0, 1, 2]
 
 
+def test_pareto_order_puts_infeasible_points_last_least_violating_first():
+    # (accuracy, -state): the two non-learners have the smallest state, so unconstrained they sit on the front.
+    points = [(0.99, -3000.0), (0.95, -2000.0), (0.02, 0.0), (0.10, -10.0), (0.60, -500.0)]
+    assert {i for i, key in enumerate(pareto_order(points)) if key[0] == 0} == {0, 1, 2, 3, 4}
+    floor = 0.5
+    order = pareto_order(points, [max(0.0, floor - p[0]) for p in points])
+    ranked = sorted(range(len(points)), key=lambda i: order[i])
+    assert set(ranked[:3]) == {0, 1, 4} and ranked[3:] == [3, 2]
+
+
+def test_evolution_metric_floor_keeps_non_learners_from_parenting():
+    def run(floor):
+        extra = {"objectives": ("metric", "state")} | ({"metric_floor": floor} if floor is not None else {})
+        strategy = make_strategy("evolution:population=6,sample_size=6", TASK, steps=50, seed=0,
+                                 limits=Limits(max_params=200_000), extra=extra,
+                                 initial=[get_baseline(name, TASK) for name in SIX])
+        candidates = [strategy.ask() for _ in range(6)]
+        learners = {get_baseline(name, TASK).hash for name in ("transformer", "deltanet")}
+        for candidate in candidates:  # only attention and DeltaNet learn; the rest stay at chance
+            metric = 0.9 if candidate.arch.hash in learners else 0.01
+            strategy.tell(candidate, Result(status="ok", metric_name="accuracy", metric=metric))
+        return {strategy.ask().parents[0] for _ in range(6)}, learners
+
+    parents, learners = run(None)
+    assert not parents <= learners  # unconstrained, the cheap non-learners win on state
+    parents, learners = run(0.5)
+    assert parents <= learners
+    with pytest.raises(UsageError, match="metric_floor needs objectives"):
+        make_strategy("evolution:metric_floor=0.5", TASK, steps=50, seed=0)
+
+
 def test_objective_vector_uses_the_decoding_state_size():
     arch = get_baseline("transformer", TASK)
     report = check(arch, TASK)

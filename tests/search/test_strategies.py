@@ -78,7 +78,8 @@ def test_baselines_come_first_and_are_not_repeated():
 def test_evolution_children_descend_from_population():
     strategy, candidates = run("evolution:population=5,sample_size=2", 20)
     children = candidates[5:]
-    assert all(c.op in ("resample", "hparam", "crossover") and c.parents for c in children)
+    assert all(c.op in ("resample", "hparam", "depth", "crossover") and c.parents for c in children)
+    assert "depth" in {c.op for c in children}
     assert isinstance(strategy, Evolution) and len(strategy.population) == 5
 
 

@@ -1,11 +1,15 @@
 """Regularized (aging) evolution (Real et al. 2019; as in einspace): a population of the P most
 recent successful candidates; a parent is the best of S drawn at random; its child is one mutation
-(a typed subtree resampled, or one hyperparameter changed) or, optionally, a crossover with the
-runner-up; the oldest member dies when a new one joins. Children are valid by construction.
+(a typed subtree resampled, one hyperparameter changed, or the depth changed by one repeat or stage)
+or, optionally, a crossover with the runner-up; the oldest member dies when a new one joins.
+Children are valid by construction.
 
 With `objectives` (e.g. ('metric', 'state', 'params'); `--objectives`), selection is by Pareto rank:
 the contenders are ordered by their non-dominated front within the population, then by crowding
 distance (NSGA-II's order), so the population spreads along the accuracy/cost front.
+`metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction) makes members
+that miss it infeasible (Deb's constrained domination): they rank after every member that reaches it,
+so a model that learns nothing cannot hold the cheap end of the front by its zero state.
 """
 from __future__ import annotations
 
@@ -27,9 +31,12 @@ class Evolution(Strategy):
     name = "evolution"
 
     def __init__(self, *args, population: int = 20, sample_size: int | None = None, crossover: float = 0.0,
-                 objectives: Sequence[str] | None = None, **kwargs):
+                 objectives: Sequence[str] | None = None, metric_floor: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objectives = check_objectives(objectives) if objectives else None
+        if metric_floor is not None and not self.objectives:
+            raise UsageError("evolution: metric_floor needs objectives (e.g. --objectives accuracy,state)")
+        self.metric_floor = metric_floor
         sample_size = min(5, population) if sample_size is None else sample_size
         if population < 2 or not 1 <= sample_size <= population:
             raise UsageError(f"evolution needs population >= 2 and 1 <= sample_size <= population, "
@@ -46,7 +53,7 @@ class Evolution(Strategy):
             return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")
         members = list(self.population)
         if self.objectives:
-            order = pareto_order([values for _, values in members])
+            order = pareto_order([values for _, values in members], self._violations(members))
             picked = sorted(rng.sample(range(len(members)), min(self.sample_size, len(members))),
                             key=lambda i: (order[i], i))
             contenders = [members[i] for i in picked]
@@ -59,12 +66,22 @@ class Evolution(Strategy):
             child = mutate.crossover(parent, other, self.task, rng, self.limits)
             if child is not None and child.hash not in self.seen:
                 return self._emit(child, (parent.hash, other.hash), "crossover")
-        child, op = None, "resample"
-        if rng.random() < 0.5:
+        child, op, draw = None, "resample", rng.random()
+        if draw < 0.4:
             child, op = mutate.change_hparam(parent, self.task, rng, self.limits), "hparam"
+        elif draw < 0.6:
+            child, op = mutate.change_depth(parent, self.task, rng, self.limits), "depth"
         if child is None:
             child, op = mutate.resample(parent, self.task, rng, self.limits), "resample"
         return self._emit(self.fresh(child, rng), (parent.hash,), op)
+
+    def _violations(self, members: list) -> list[float] | None:
+        """Per member, how far its metric falls short of `metric_floor` (0: feasible)."""
+        if self.metric_floor is None:
+            return None
+        at = self.objectives.index("metric")
+        floor = self.metric_floor if self.task.higher_is_better else -self.metric_floor  # maximised, as values
+        return [max(0.0, floor - values[at]) for _, values in members]
 
     def _observe(self, candidate: Candidate, result: Result) -> None:
         score = self.score(result)
