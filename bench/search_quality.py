@@ -196,7 +196,9 @@ def part_b(args, store: Store, results: Path) -> None:
     from einsearch.grammar import check, parse
 
     params = check(parse(arch), task).params
-    entries = [("best find", arch)] + [(n, str(a)) for n, a in baselines(task, max_params=params)]
+    wanted = None if args.baselines == "all" else set(args.baselines.split(","))
+    entries = [("best find", arch)] + [(n, str(a)) for n, a in baselines(task, max_params=params)
+                                       if wanted is None or n in wanted]
     executor = make_executor(SearchConfig(name="mad", task=task.spec, workers=args.workers, executor=args.executor,
                                           max_params=None, candidate_time_limit_s=args.candidate_time_limit))
     steps = args.steps or task.recipe.steps
@@ -219,7 +221,9 @@ def part_b(args, store: Store, results: Path) -> None:
              f"{when}; load {before} at the start and {load()} at the end; "
              f"{(time.perf_counter() - started) / 60:.1f} min wall; {machine(args.executor, args.workers)}. "
              f"Task `{task.spec}`, {steps} "
-             f"steps, {args.seeds} training seed(s); every baseline at the widest size with at most {params:,} "
+             f"steps, {args.seeds} training seed(s); "
+             f"{'every baseline' if args.baselines == 'all' else 'baselines ' + args.baselines} at the widest "
+             f"size with at most {params:,} "
              "parameters (the find's count on this task). Score: MAD's mean accuracy (per task, then over tasks).", "",
              "| | params | MAD score (mean over seeds) | architecture |", "|---|---|---|---|"]
     for i, (name, a) in enumerate(entries):
@@ -305,10 +309,11 @@ def parse_args(argv=None):
     parser.add_argument("--task", default="mqar-cpu", help="(c) the task")
     parser.add_argument("--mad-task", default="mad", help="(b) the MAD suite's spec, e.g. mad:settings=all")
     parser.add_argument("--arch", help="(b) the architecture to compare (default: (a)'s best find, first setting)")
+    parser.add_argument("--baselines", default="all", help="(b) comma-separated baseline names, or all")
     parser.add_argument("--budget", type=int, default=64, help="evaluations per search (baselines included in (a))")
     parser.add_argument("--steps", type=int, help="training steps per candidate (default: the task's recipe)")
     parser.add_argument("--max-params", type=int, default=175_000)
-    parser.add_argument("--strategy", default="evolution:population=16,sample_size=4", help="(a)")
+    parser.add_argument("--strategy", default="evolution:population=16,sample_size=4,metric_floor=0.9", help="(a)")
     parser.add_argument("--objectives", default="accuracy,state,params", help="(a)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="(c) ';'- or ','-separated")
     parser.add_argument("--seeds", type=int, default=3, help="(b) training seeds, (c) search seeds")

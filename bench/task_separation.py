@@ -89,8 +89,9 @@ def report(runs: list[dict], spec: str, args: argparse.Namespace, wall: float, s
     date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
     recipe = get_task(spec).recipe
     lines = [f"## Task separation, `{spec}` (bench/task_separation.py)", "",
-             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other "
-             f"jobs), {args.workers} trainings at a time, 1 torch thread each; {wall / 60:.0f} min wall for the run. "
+             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+             f"(load average {os.getloadavg()[0]:.1f} at the end), "
+             f"{args.workers} trainings at a time, 1 torch thread each; {wall / 60:.0f} min wall for the run. "
              f"Recipe: {recipe.describe()}" + (f" (steps overridden: {steps})" if steps else "")
              + f". Width {args.width}, unit stacked twice; metric on held-out batches; seeds 0..{args.seeds - 1}.",
              "", "| baseline | params | decoding state | final per seed | best on curve | s/step | curve (seed 0) |",

@@ -14,6 +14,8 @@ trainers (target: project within 1.15x); steps to 0.99 compare the recipes.
 
     .venv/bin/python bench/trainer_reference.py                 # writes its section of RESULTS.md
     .venv/bin/python bench/trainer_reference.py --tiny          # seconds; prints only
+    .venv/bin/python bench/trainer_reference.py --arch deltanet --ways plain-loop,project --steps 300
+                                        # another baseline, or an architecture string a search found (--label)
 """
 from __future__ import annotations
 
@@ -105,16 +107,23 @@ def plain_loop(model: nn.Module, task: Any, steps: int, seed: int, eval_every: i
     return {"curve": curve, "s_per_step": train_time / done, "steps_run": done}
 
 
-def run(way: str, spec: str, steps: int, seed: int, eval_every: int) -> dict:
+def get_arch(text: str, task: Any) -> Any:
+    """A baseline by name (at width 64, unit twice) or an architecture string."""
+    from einsearch.grammar import parse
+    from einsearch.search.library import get_baseline
+
+    return parse(text) if text.lstrip().startswith("net(") else get_baseline(text, task, width=WIDTH, depth=DEPTH)
+
+
+def run(way: str, spec: str, steps: int, seed: int, eval_every: int, arch_text: str = "transformer") -> dict:
     torch.set_num_threads(1)
     from einsearch.tasks import get_task
     from einsearch.evaluators.trainer import evaluate
     from einsearch.evaluators.types import Candidate
     from einsearch.grammar import build
-    from einsearch.search.library import get_baseline
 
     task = get_task(spec)
-    arch = get_baseline("transformer", task, width=WIDTH, depth=DEPTH)
+    arch = get_arch(arch_text, task)
     torch.manual_seed(seed)
     if way == "plain-model":
         out = plain_loop(PlainTransformer(task.vocab, task.seq_len), task, steps, seed, eval_every)
@@ -131,10 +140,11 @@ def run(way: str, spec: str, steps: int, seed: int, eval_every: int) -> dict:
             "final": out["curve"][-1][1], **out}
 
 
-def _job_order(specs: list[str], steps: dict[str, int], seeds: int, ways: list[str], every: int) -> list[tuple]:
+def _job_order(specs: list[str], steps: dict[str, int], seeds: int, ways: list[str], every: int,
+               arch: str) -> list[tuple]:
     # Per (task, seed), the ways run back to back in one worker, so the speed comparison of a pair
     # sees the same machine load as far as possible.
-    return [(way, spec, steps[spec], seed, every) for spec in specs for seed in range(seeds) for way in ways]
+    return [(way, spec, steps[spec], seed, every, arch) for spec in specs for seed in range(seeds) for way in ways]
 
 
 def _chain(jobs: list[tuple]) -> list[dict]:
@@ -150,7 +160,11 @@ def main() -> None:
     parser.add_argument("--ways", default="plain-model,plain-loop,project")
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--arch", default="transformer", help="a baseline's name or an architecture string")
+    parser.add_argument("--label", default=None, help="the architecture's name in the section heading")
     args = parser.parse_args()
+    if args.arch != "transformer" and "plain-model" in args.ways:
+        parser.error("plain-model is the hand-written transformer: give --ways plain-loop,project with --arch")
     from einsearch.tasks import get_task
 
     specs = ["mqar-tiny"] if args.tiny else args.tasks.split(";")
@@ -159,7 +173,7 @@ def main() -> None:
              for i, spec in enumerate(specs)}
     ways = args.ways.split(",")
     seeds = 1 if args.tiny else args.seeds
-    jobs = _job_order(specs, steps, seeds, ways, 10 if args.tiny else args.eval_every)
+    jobs = _job_order(specs, steps, seeds, ways, 10 if args.tiny else args.eval_every, args.arch)
     groups = [jobs[i:i + len(ways)] for i in range(0, len(jobs), len(ways))]
     started = time.time()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -176,16 +190,19 @@ def report(runs: list[dict], spec: str, ways: list[str], seeds: int, args: Any, 
     from einsearch.tasks import get_task
 
     date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
-    lines = [f"## Trainer reference, `{spec}` (bench/trainer_reference.py)", "",
-             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other "
-             f"jobs), {args.workers} trainings at a time, 1 torch thread each; torch {torch.__version__}; "
-             f"{wall / 60:.0f} min wall for the whole run. Width {WIDTH}, {DEPTH} layers, {HEADS} heads; accuracy on the query "
+    named = "" if args.arch == "transformer" else f", {args.label or args.arch}"
+    lines = [f"## Trainer reference, `{spec}`{named} (bench/trainer_reference.py)", "",
+             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+             f"(load average {os.getloadavg()[0]:.1f} at the end), "
+             f"{args.workers} trainings at a time, 1 torch thread each; torch {torch.__version__}; "
+             f"{wall / 60:.0f} min wall for the whole run. Accuracy on the query "
              f"positions of the task's held-out batches, every {args.eval_every} steps; steps to {TARGET} = the "
              "first curve point at or above it (the plain loops stop there). Seeds = model init and data seed.",
-             "", "Ways: `plain-model` = hand-written pre-norm transformer with learned positions, plain loop "
+             "", f"Ways: `plain-model` = hand-written pre-norm transformer ({WIDTH} wide, {DEPTH} layers, {HEADS} "
+             "heads) with learned positions, plain loop "
              "(AdamW at the task's rate, PyTorch's default betas and weight decay, constant, no clipping); "
-             "`plain-loop` = the project's transformer baseline (`build`) in that same loop; `project` = the "
-             "baseline through `evaluate` at the task's recipe. s/step = training-step time only (no scoring).",
+             "`plain-loop` = the architecture below, built by the project (`build`), in that same loop; `project` = "
+             "the same through `evaluate` at the task's recipe. s/step = training-step time only (no scoring).",
              ""]
     for _ in (spec,):
         r = get_task(spec).recipe
@@ -210,7 +227,7 @@ def report(runs: list[dict], spec: str, ways: list[str], seeds: int, args: Any, 
             pts = " ".join(f"{s}:{m:.2f}" for s, m in x["curve"][:: max(1, len(x["curve"]) // 12)])
             lines.append(f"- {x['way']} seed {x['seed']}: {pts}")
         lines.append("")
-    lines.append(f"Baseline: `{runs[0]['arch']}`")
+    lines.append(f"Architecture: `{runs[0]['arch']}`")
     return "\n".join(lines) + "\n"
 
 

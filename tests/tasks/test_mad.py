@@ -83,6 +83,7 @@ def test_cpu_size_keeps_sequences_short_and_every_member_carries_the_recipe():
     for _, task in members:
         assert task.seq <= 64 and get_task(task.spec) == task  # each member is a task of its own
         assert (task.recipe.steps, task.recipe.schedule, task.recipe.warmup) == (600, "constant", 0)
+    assert get_task("mad:size=cpu").recipe == members[0][1].recipe  # the suite trains as its members do
 
 
 def test_suite_score_is_the_mean_of_its_members():
