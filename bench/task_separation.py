@@ -53,7 +53,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     from einsearch.search.library import baselines
-
     from einsearch.tasks import get_task
 
     specs = ["mqar-tiny"] if args.tiny else args.tasks.split(";")
@@ -119,11 +118,12 @@ def matrix(runs: list[dict], suite: str, specs: list[str], args: argparse.Namesp
     score = {(r["name"], r["task"]): (r["metric"] if r["status"] == "ok" else None) for r in runs if r["seed"] == 0}
     mean = {n: sum(score.get((n, s)) or 0.0 for s in specs) / len(specs) for n in names}
     lines = [f"## Task separation, `{suite}` (bench/task_separation.py)", "",
-             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.workers} trainings at "
-             f"a time, 1 torch thread each; {wall / 60:.0f} min wall. Each member at its recipe "
+             f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores (load average "
+             f"{os.getloadavg()[0]:.1f} at the end), {args.workers} trainings at a time, 1 torch thread each; {wall / 60:.0f} min wall. Each member at its recipe "
              f"({get_task(specs[0]).recipe.describe()}); width {args.width}, unit stacked twice; accuracy on "
              f"held-out batches (recall positions only), seed 0. Failed or missing runs count 0 in the mean.", "",
-             "| baseline | params (first task) | " + " | ".join(short) + " | mean |", "|---|---|" + "---|" * (len(specs) + 1)]
+             "| baseline | params (first task) | " + " | ".join(short) + " | mean |",
+             "|---|---|" + "---|" * (len(specs) + 1)]
     for name in sorted(names, key=lambda n: -mean[n]):
         cells = [("failed" if score.get((name, s)) is None else f"{score[(name, s)]:.3f}") for s in specs]
         params = next(r["params"] for r in runs if r["name"] == name)

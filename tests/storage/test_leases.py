@@ -13,27 +13,30 @@ def _run(arch) -> tuple:
 
 
 def test_one_holder_then_takeover_after_expiry(db_url, archs):
+    # Seconds; each sleep leaves ttl/3 either side of an expiry. With 0.6, a CI-like run on a busy
+    # 2-core machine once found the lease expired right after it was taken over.
+    ttl = 1.2
     with Store.open(db_url) as store:
         store.create_search("a", task=TASK, strategy="random")
         store.create_search("b", task=TASK, strategy="random")
         run = _run(archs[0])
-        assert store.acquire_lease(run, "driver-a", 0.6, search="a")
-        assert store.acquire_lease(run, "driver-a", 0.6, search="a")  # re-entrant for its holder
-        assert not store.acquire_lease(run, "driver-b", 0.6, search="b")
+        assert store.acquire_lease(run, "driver-a", ttl, search="a")
+        assert store.acquire_lease(run, "driver-a", ttl, search="a")  # re-entrant for its holder
+        assert not store.acquire_lease(run, "driver-b", ttl, search="b")
         assert store.lease_holder(run) == "driver-a"
         evaluation = store.start_evaluation("a", {"arch": archs[0], "task": TASK, "steps": 10, "seed": 0})
         store.attach_lease(run, "driver-a", evaluation)
-        time.sleep(0.4)
-        assert store.heartbeat("driver-a", 0.6, search="a") == 1  # renewed: still held past the first expiry
-        time.sleep(0.4)
-        assert not store.acquire_lease(run, "driver-b", 0.6, search="b")
-        time.sleep(0.8)  # driver-a stops beating (killed): its lease expires and is taken over
+        time.sleep(ttl * 2 / 3)
+        assert store.heartbeat("driver-a", ttl, search="a") == 1  # renewed: still held past the first expiry
+        time.sleep(ttl * 2 / 3)
+        assert not store.acquire_lease(run, "driver-b", ttl, search="b")
+        time.sleep(ttl * 4 / 3)  # driver-a stops beating (killed): its lease expires and is taken over
         assert store.lease_holder(run) is None
-        assert store.acquire_lease(run, "driver-b", 0.6, search="b", takeover_reason="interrupted: lease expired")
+        assert store.acquire_lease(run, "driver-b", 30, search="b", takeover_reason="interrupted: lease expired")
         assert store.lease_holder(run) == "driver-b"
         left = store.evaluation(evaluation)
         assert (left.status, left.error) == ("failed", "interrupted: lease expired")  # nothing stays running
-        assert store.heartbeat("driver-a", 0.6) == 0  # the dead driver's leases are gone
+        assert store.heartbeat("driver-a", ttl) == 0  # the dead driver's leases are gone
         store.release_lease(run, "driver-a")  # not its lease any more: no effect
         assert store.lease_holder(run) == "driver-b"
         store.release_lease(run, "driver-b")
