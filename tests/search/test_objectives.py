@@ -83,6 +83,8 @@ def test_evolution_metric_floor_keeps_non_learners_from_parenting():
     assert parents <= learners
     with pytest.raises(UsageError, match="metric_floor needs objectives"):
         make_strategy("evolution:metric_floor=0.5", TASK, steps=50, seed=0)
+    with pytest.raises(UsageError, match="metric_floor must be a number"):
+        make_strategy("evolution:metric_floor=high", TASK, steps=50, seed=0, extra={"objectives": ("metric", "state")})
 
 
 def test_objective_vector_uses_the_decoding_state_size():

@@ -36,7 +36,9 @@ class Evolution(Strategy):
         self.objectives = check_objectives(objectives) if objectives else None
         if metric_floor is not None and not self.objectives:
             raise UsageError("evolution: metric_floor needs objectives (e.g. --objectives accuracy,state)")
-        self.metric_floor = metric_floor
+        if metric_floor is not None and (isinstance(metric_floor, bool) or not isinstance(metric_floor, (int, float))):
+            raise UsageError(f"evolution: metric_floor must be a number, got {metric_floor!r}")
+        self.metric_floor = None if metric_floor is None else float(metric_floor)
         sample_size = min(5, population) if sample_size is None else sample_size
         if population < 2 or not 1 <= sample_size <= population:
             raise UsageError(f"evolution needs population >= 2 and 1 <= sample_size <= population, "
