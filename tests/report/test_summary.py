@@ -54,7 +54,8 @@ def test_best_found_and_best_baseline_of_a_search(store):
     assert f"state {result.baseline.state_size:,}" in lines[1]
     delta = best_found.metric - best_base.metric
     assert f"accuracy {delta:+.3f}" in lines[2]
-    assert ("beats" if delta > 0 else "falls short of") in lines[2]
+    word = "matches" if abs(delta) <= 0.005 * best_base.metric else "beats" if delta > 0 else "falls short of"
+    assert word in lines[2]
     assert f"({result.found.state_size / result.baseline.state_size:.2f}x)" in lines[2]
 
 
@@ -71,6 +72,9 @@ def test_highest_fidelity_first_then_metric_then_smaller_state_and_params():
     assert result.found.evaluation == 5  # 0.99 was at 50 steps only; ties go to less state, then fewer params
     assert result.baseline.evaluation == 7 and result.baseline.baseline == "deltanet"
     assert "the search beats the best baseline" in result.verdict() and "accuracy +0.150" in result.verdict()
+    close = headline([_entry(1, 1.0), _entry(2, 0.999, baseline="transformer")], "s", "accuracy")
+    assert "the search matches the best baseline on accuracy" in close.verdict()  # +0.001: within one seed
+    assert "falls short of" in headline([_entry(1, 0.98), _entry(2, 0.999, baseline="t")], "s", "accuracy").verdict()
     lower = headline(entries, "s", "loss", higher_is_better=False)
     assert lower.found.evaluation == 2 and lower.baseline.evaluation == 6
 
