@@ -43,35 +43,32 @@ def test_resample_changes_something(population):
     assert changed > len(population) // 2
 
 
-def test_change_hparam(population):
-    rng = random.Random(2)
-    done = 0
-    for arch in population:
-        child = change_hparam(arch, TASK, rng, LIMITS)
-        if child is None:
-            continue
-        done += 1
+def _mutated(population, mutation, seed):
+    """(parent, child) for each architecture the mutation changed (None: nothing fit), each child valid."""
+    rng = random.Random(seed)
+    pairs = [(arch, mutation(arch, TASK, rng, LIMITS)) for arch in population]
+    pairs = [(arch, child) for arch, child in pairs if child is not None]
+    for arch, child in pairs:
         _valid(child)
         assert child != arch and child.dim == arch.dim
+    return pairs
+
+
+def test_change_hparam(population):
+    pairs = _mutated(population, change_hparam, seed=2)
+    for arch, child in pairs:
         diff = [(x, y) for x, y in zip(arch.root.walk(), child.root.walk()) if x != y and not x.children]
         assert len(diff) == 1 and diff[0][0].kind == "op"
-    assert done > 0
+    assert pairs
 
 
 def test_change_depth_keeps_the_layers_and_moves_one_repeat_or_stage(population):
-    rng = random.Random(3)
-    done = 0
-    for arch in population:
-        child = change_depth(arch, TASK, rng, LIMITS)
-        if child is None:
-            continue
-        done += 1
-        _valid(child)
-        before, after = check(arch, TASK).blocks, check(child, TASK).blocks
-        assert child != arch and child.dim == arch.dim and before != after
-        layers = lambda a: {str(n) for n in a.root.walk() if n.kind == "block"}
+    pairs = _mutated(population, change_depth, seed=3)
+    layers = lambda a: {str(n) for n in a.root.walk() if n.kind == "block"}
+    for arch, child in pairs:
+        assert check(arch, TASK).blocks != check(child, TASK).blocks
         assert layers(child) <= layers(arch)  # nothing new: only copies or stages come and go
-    assert done > len(population) // 2
+    assert len(pairs) > len(population) // 2
 
 
 def test_change_depth_reaches_one_layer_of_a_two_layer_baseline():
