@@ -39,7 +39,7 @@ from results_md import RESULTS, write_section  # noqa: E402
 
 from einsearch.evaluators.types import Candidate  # noqa: E402
 from einsearch.report.summary import search_headline  # noqa: E402
-from einsearch.search.library import baselines  # noqa: E402
+from einsearch.search.library import baselines, library  # noqa: E402
 from einsearch.search.run import SearchConfig, make_executor, run_search  # noqa: E402
 from einsearch.storage.store import Store  # noqa: E402
 from einsearch.tasks import get_task  # noqa: E402
@@ -187,8 +187,10 @@ def part_a(args, store: Store, results: Path) -> None:
 
 
 def part_b(args, store: Store, results: Path) -> None:
-    headline = search_headline(store, a_name(args.settings[0]))
-    arch = args.arch or (headline.found.arch if headline.found else None)
+    arch = args.arch
+    if arch is None and store.find_search(a_name(args.settings[0])) is not None:
+        headline = search_headline(store, a_name(args.settings[0]))
+        arch = headline.found.arch if headline.found else None
     if arch is None:
         log.warning("mad: no best find (run `pareto` into the same --out first, or give --arch)")
         return
@@ -197,38 +199,50 @@ def part_b(args, store: Store, results: Path) -> None:
 
     params = check(parse(arch), task).params
     wanted = None if args.baselines == "all" else set(args.baselines.split(","))
-    entries = [("best find", arch)] + [(n, str(a)) for n, a in baselines(task, max_params=params)
-                                       if wanted is None or n in wanted]
+    found, skipped = library(task, max_params=params)
+    entries = [("best find", arch)] + [(n, str(a)) for n, a in found if wanted is None or n in wanted]
+    skipped = [(n, why) for n, why in skipped if wanted is None or n in wanted]
+    members = list(task.members())  # one candidate per member task: per-task scores, finer parallelism
     executor = make_executor(SearchConfig(name="mad", task=task.spec, workers=args.workers, executor=args.executor,
                                           max_params=None, candidate_time_limit_s=args.candidate_time_limit))
     steps = args.steps or task.recipe.steps
     before, when, started = load(), now(), time.perf_counter()
-    keys = {executor.submit(Candidate(a, task.spec, steps, seed)): (i, seed)
-            for i, (_, a) in enumerate(entries) for seed in range(args.seeds)}
-    scores: dict[int, list[float]] = {}
+    keys = {executor.submit(Candidate(a, member.spec, steps, seed)): (i, name)
+            for i, (_, a) in enumerate(entries) for name, member in members for seed in range(args.seeds)}
+    scores: dict[tuple[int, str], list[float]] = {}
     errors: dict[int, str] = {}
+    done = 0
     try:
-        while len(keys) > sum(map(len, scores.values())) + len(errors):
+        while done < len(keys):
             for key, result in executor.wait():
-                i, _ = keys[key]
+                done += 1
+                i, name = keys[key]
                 if result.ok:
-                    scores.setdefault(i, []).append(result.metric)
+                    scores.setdefault((i, name), []).append(result.metric)
                 else:
                     errors[i] = str(result.error)[:100]
     finally:
         executor.shutdown()
+    names = list(dict.fromkeys(name for name, _ in members))
     lines = [f"## Search quality (b): MAD at equal parameters {TAG}", "",
              f"{when}; load {before} at the start and {load()} at the end; "
              f"{(time.perf_counter() - started) / 60:.1f} min wall; {machine(args.executor, args.workers)}. "
-             f"Task `{task.spec}`, {steps} "
-             f"steps, {args.seeds} training seed(s); "
+             f"Task `{task.spec}`, {steps} steps per member task, {args.seeds} training seed(s); "
              f"{'every baseline' if args.baselines == 'all' else 'baselines ' + args.baselines} at the widest "
-             f"size with at most {params:,} "
-             "parameters (the find's count on this task). Score: MAD's mean accuracy (per task, then over tasks).", "",
-             "| | params | MAD score (mean over seeds) | architecture |", "|---|---|---|---|"]
-    for i, (name, a) in enumerate(entries):
-        cell = f"{statistics.mean(scores[i]):.3f}" if i in scores else f"failed: {errors.get(i, '?')}"
-        lines.append(f"| {name} | {check(parse(a), task).params:,} | {cell} | `{a}` |")
+             f"size with at most {params:,} parameters (the find's count on this task)"
+             + (f"; left out, no size fits: {', '.join(n for n, _ in skipped)}" if skipped else "")
+             + ". Score: MAD's (mean accuracy per task over its settings and seeds, then the mean over tasks).", "",
+             "| | params | MAD score | " + " | ".join(names) + " | architecture |",
+             "|---|---|---|" + "---|" * len(names) + "---|"]
+    rows = []
+    for i, (label, a) in enumerate(entries):
+        per_task = {n: statistics.mean(scores[(i, n)]) for n in names if (i, n) in scores}
+        score = statistics.mean(per_task.values()) if i not in errors and len(per_task) == len(names) else None
+        rows.append((score if score is not None else -1.0, label, a, per_task, i))
+    for score, label, a, per_task, i in sorted(rows, key=lambda row: (row[1] != "best find", -row[0])):
+        cell = f"**{score:.3f}**" if score >= 0 else f"failed: {errors.get(i, '?')}"
+        lines.append(f"| {label} | {check(parse(a), task).params:,} | {cell} | "
+                     + " | ".join(f"{per_task[n]:.3f}" if n in per_task else "-" for n in names) + f" | `{a}` |")
     text = "\n".join(lines)
     print(text, flush=True)
     write_section(text, results)

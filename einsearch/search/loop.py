@@ -2,8 +2,8 @@
 
 Asynchronous: as soon as one candidate finishes it is stored and told, and new ones are asked until
 every worker is busy again; there is no generation barrier. The store is a cache shared by all
-searches: a candidate already trained (same architecture hash, task, steps and training seed) is
-never trained again; its stored result is reused and counted as a cache hit.
+searches: a candidate already trained (same architecture hash, task, steps, training seed, rate and
+recipe key) is never trained again; its stored result is reused and counted as a cache hit.
 
 Resume: evaluations this search finished are kept and replayed into a fresh strategy (rebuilding
 its population, learned weights or Optuna trials); ones left running by a killed process are marked
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Hashable, Protocol
 
 from einsearch.errors import UsageError
 from einsearch.evaluators.executor import Executor
+from einsearch.evaluators.recipe_key import recipe_key
 from einsearch.grammar import Arch, check, parse
 from einsearch.search.store import Store
 from einsearch.search.types import Candidate, Result, succeeded
@@ -220,7 +221,7 @@ class SearchLoop:
     def _reuse(self, candidate: Candidate) -> bool:
         """Record a cache hit when the store has this run's result; True if it did."""
         cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps, candidate.seed,
-                                              candidate.lr)
+                                              candidate.lr, recipe=recipe_key(candidate))
         if cached is None:
             return False
         self.store.record_cache_hit(self.search, candidate, cached.id)
@@ -234,7 +235,8 @@ class SearchLoop:
         if self.leases is not None and self._reuse(candidate):  # finished elsewhere before we took the lease
             self.leases.release(candidate)
             return
-        evaluation = self.store.start_evaluation(self.search, candidate, report=check(candidate.arch, self.task))
+        evaluation = self.store.start_evaluation(self.search, candidate, report=check(candidate.arch, self.task),
+                                                 recipe=recipe_key(candidate))
         if self.leases is not None:
             self.leases.attach(candidate, evaluation)
         self.running[self.executor.submit(candidate)] = (candidate, evaluation)

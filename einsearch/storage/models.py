@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 VERSION_TABLE = "einsearch_alembic_version"
 # The newest migration's revision: a database already there opens without importing Alembic (a
 # test keeps this equal to the head of migrations/versions/).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 EVAL_STATUSES = ("running", "ok", "failed")
 
 
@@ -112,6 +112,8 @@ class Evaluation(Base):
     node_id: Mapped[str | None] = mapped_column(String(64))
     # Added by revision 0004: the peak learning rate trained at (None: the task's recipe rate); in the cache key.
     lr: Mapped[float | None] = mapped_column(Float)
+    # Added by revision 0005: the training recipe's key (`evaluators.recipe_key`); the cache matches it.
+    recipe: Mapped[str | None] = mapped_column(String(32))
 
     arch: Mapped[Architecture] = relationship()
     search: Mapped[Search | None] = relationship()

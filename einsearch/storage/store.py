@@ -210,9 +210,10 @@ class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin, FidelityMixin):
         return found
 
     # --- evaluations -----------------------------------------------------------------------------
-    def start_evaluation(self, search: str | SearchRecord | None, candidate: Any, *, report: Any = None) -> int:
-        """Record a candidate (arch, task, steps, seed, parents, op) as running; returns the evaluation id.
-        Its architecture and lineage are recorded in the same transaction."""
+    def start_evaluation(self, search: str | SearchRecord | None, candidate: Any, *, report: Any = None,
+                         recipe: str | None = None) -> int:
+        """Record a candidate (arch, task, steps, seed, parents, op) as running, trained under `recipe` (its
+        recipe key); returns the evaluation id. Its architecture and lineage go in the same transaction."""
         task = field(candidate, "task")
         spec, higher = task_spec(task), task_higher_is_better(task)
 
@@ -226,8 +227,8 @@ class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin, FidelityMixin):
                                   strict=False)
             row = Evaluation(search_id=search_id, arch_id=arch_row.id, task=spec,
                              steps=int(field(candidate, "steps")), seed=int(field(candidate, "seed", 0) or 0),
-                             lr=_rate(field(candidate, "lr")), status="running", higher_is_better=higher, metrics={},
-                             curve=[])
+                             lr=_rate(field(candidate, "lr")), recipe=recipe, status="running",
+                             higher_is_better=higher, metrics={}, curve=[])
             session.add(row)
             session.flush()
             return row.id
@@ -272,15 +273,16 @@ class Store(ArchitecturesMixin, WeightsMixin, LeasesMixin, FidelityMixin):
 
         return self._write(work, "record cache hit")
 
-    def cached_evaluation(self, arch_hash: str, task: Any, steps: int, seed: int,
-                          lr: float | None = None) -> EvaluationRecord | None:
+    def cached_evaluation(self, arch_hash: str, task: Any, steps: int, seed: int, lr: float | None = None,
+                          recipe: str | None = None) -> EvaluationRecord | None:
         """The latest successful measurement (not itself a cache hit) of exactly this training run
-        (`lr` None: at the task's recipe rate)."""
+        (`lr` None: at the task's recipe rate; `recipe` given: trained under that recipe key only)."""
         rate = _rate(lr)
         query = (select(Evaluation).join(Architecture, Architecture.id == Evaluation.arch_id)
                  .where(Architecture.hash == arch_hash, Evaluation.task == task_spec(task), Evaluation.steps == steps,
                         Evaluation.seed == seed, Evaluation.status == "ok", Evaluation.cached_from.is_(None),
-                        Evaluation.lr.is_(None) if rate is None else Evaluation.lr == rate)
+                        Evaluation.lr.is_(None) if rate is None else Evaluation.lr == rate,
+                        *([] if recipe is None else [Evaluation.recipe == recipe]))
                  .order_by(Evaluation.id.desc()).limit(1)
                  .options(joinedload(Evaluation.arch), joinedload(Evaluation.search)))
         return self._read(lambda s: _record_or_none(s.scalar(query)))

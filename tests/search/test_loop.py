@@ -1,6 +1,7 @@
 """The search loop against the real store and the fake executor: async workers, cache, resume."""
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -60,6 +61,16 @@ def test_a_trained_candidate_is_never_trained_twice(store):
     progress = loop_for(store, "second", budget=8, spec="random", executor=executor).run()
     assert executor.submitted == 0 and progress.cache_hits == 8
     assert [r.cached_from is not None for r in store.evaluations("second")] == [True] * 8
+
+
+@pytest.mark.parametrize("stored_recipe", ["another recipe's key", None])  # None: a row from before revision 0005
+def test_a_result_trained_under_another_recipe_is_trained_again(store, tmp_path, stored_recipe):
+    loop_for(store, "first", budget=8, spec="random").run()
+    with sqlite3.connect(tmp_path / "search.db") as connection:
+        connection.execute("UPDATE evaluations SET recipe = ?", (stored_recipe,))
+    executor = FakeExecutor()
+    progress = loop_for(store, "second", budget=8, spec="random", executor=executor).run()
+    assert executor.submitted == 8 and progress.cache_hits == 0
 
 
 def test_failures_are_stored_told_and_counted(store):

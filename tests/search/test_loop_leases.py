@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from einsearch.evaluators.executor_fake import FakeExecutor, fake_result
+from einsearch.evaluators.recipe_key import recipe_key
 from einsearch.grammar import Limits
 from einsearch.search.leases import Leases
 from einsearch.search.loop import SearchLoop
@@ -31,7 +32,7 @@ def test_a_run_held_elsewhere_is_waited_for_then_reused(tmp_path):
         store.create_search("other", task=TASK, strategy=SPEC)
         other = Leases(store, "other", ttl_s=30)
         assert other.acquire(first)
-        held = store.start_evaluation("other", first)
+        held = store.start_evaluation("other", first, recipe=recipe_key(first))
 
         def other_finishes() -> None:  # the other driver's result lands a second later
             store.finish_evaluation(held, fake_result(first))

@@ -63,6 +63,17 @@ def test_evaluation_round_trip_and_cache(db_url, archs):
             store.finish_evaluation(10_000, result)
 
 
+def test_the_cache_matches_the_recipe_key(db_url, archs):
+    with Store.open(db_url) as store:
+        store.create_search("s", task=TASK, strategy="random")
+        candidate = Candidate(arch=archs[0], task=TASK, steps=20, seed=0)
+        done = store.start_evaluation("s", candidate, recipe="recipe-a")
+        store.finish_evaluation(done, Result(status="ok", metric_name="accuracy", metric=0.5))
+        assert store.cached_evaluation(*candidate.key, recipe="recipe-a").id == done
+        assert store.cached_evaluation(*candidate.key, recipe="recipe-b") is None  # trained another way
+        assert store.cached_evaluation(*candidate.key).id == done  # no recipe asked: any
+
+
 def test_architecture_ops_and_idempotence(db_url, archs):
     with Store.open(db_url) as store:
         first = store.add_architecture(archs[0], report={"params": 10, "flops_per_token": 20, "depth": 3})
