@@ -31,12 +31,11 @@ def _run_in(store: Any, config: Any, db: str, resume: bool, task: Any) -> None:
     from einsearch.search.run import run_search
 
     with ProgressView(f"search {config.name}", total=config.budget, console=err_console) as view:
-        view.log(f"search {config.name}: {'resumed' if resume else 'started'}, budget {config.budget}")
-
         def show(p: Any) -> None:
             search_update(view, p)
 
-        def note(strategy: Any) -> None:
+        def note(strategy: Any) -> None:  # called once the search is set up: a bad option never reads "started"
+            view.log(f"search {config.name}: {'resumed' if resume else 'started'}, budget {config.budget}")
             if strategy.warning:
                 view.log(f"warning: {strategy.warning}")
 

@@ -135,3 +135,14 @@ def test_huge_numbers_fail_fast_with_one_line(cli, tmp_path, arch, command):
                                          (["--width", "4"], "--width must be 8..8192, got 4")])
 def test_baselines_sizes_out_of_range_name_the_option(cli, args, named):
     assert named in _one_line(cli("baselines", "--task", TASK, *args))
+
+
+@pytest.mark.parametrize("strategy, named", [("evolution:population=1", "population"),
+                                             ("evolution:metric_floor=high", "metric_floor")])
+def test_a_bad_strategy_option_is_one_line_and_never_reads_started(cli, tmp_path, strategy, named):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    result = cli("search", "--task", TASK, "--strategy", strategy, "--budget", "2", "--executor", "fake",
+                 "--db", url, "--name", "s")
+    assert named in _one_line(result)
+    assert "started" not in result.output
+    assert cli("searches", "--db", url, "--json").stdout.strip() in ("[]", "")
