@@ -131,6 +131,22 @@ def test_nsga2_and_evolution_search_three_objectives(store):
                                 objectives="accuracy,params"), store)
 
 
+def test_nsga2_generations_follow_its_population():
+    def generations(spec: str, trials: int) -> list[int]:
+        strategy = make_strategy(spec, TASK, steps=50, limits=Limits(max_params=200_000))
+        for i in range(trials):
+            candidate = strategy.ask()
+            strategy.tell(candidate, Result(status="ok", metric_name="accuracy", metric=i / trials))
+        return [t.system_attrs["NSGAIISampler:generation"] for t in strategy.study.get_trials()]
+
+    assert generations("nsga2:population=4", 10) == [0] * 4 + [1] * 4 + [2] * 2
+    assert set(generations("nsga2", 21)) == {0, 1}  # 20 by default, not Optuna's 50
+    with pytest.raises(UsageError, match="population >= 2"):
+        make_strategy("nsga2:population=1", TASK, steps=50)
+    with pytest.raises(UsageError, match="has no population"):
+        make_strategy("tpe:population=8", TASK, steps=50)
+
+
 def test_leaderboard_pareto_lists_exactly_the_non_dominated(tmp_path, cli):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     result = cli("search", "--task", "toy-causal", "--executor", "fake", "--budget", "10", "--max-params", "200k",

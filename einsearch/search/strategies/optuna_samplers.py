@@ -89,8 +89,8 @@ class _TrialRng(random.Random):
         return seq[min(int(self.random() * len(seq)), len(seq) - 1)]
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """An Optuna sampler by its einsearch strategy name."""
+def make_sampler(name: str, seed: int, population: int = 20) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by its einsearch strategy name (`population`: nsga2's generation size)."""
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "random-optuna":
@@ -106,18 +106,21 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
             raise UsageError("strategy 'cmaes' needs the `cmaes` package (pip install cmaes)") from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     raise UsageError(f"unknown Optuna sampler {name!r}")
 
 
 @register_strategy(*SAMPLERS)
 class OptunaSearch(Strategy):
     """Any Optuna sampler over the grammar; `nsga2` optimises the metric and costs: `objectives`
-    (e.g. ('metric', 'state', 'params'), from `--objectives`), else (metric, `objective`)."""
+    (e.g. ('metric', 'state', 'params'), from `--objectives`), else (metric, `objective`).
+
+    nsga2's `population` is evolution's default, 20, not Optuna's 50: a search of a few dozen
+    evaluations would otherwise never get past its first, random generation."""
 
     def __init__(self, *args, sampler: str = "tpe", storage: str | None = None,
                  study_name: str | None = None, objective: str = "params", objectives: Sequence[str] | None = None,
-                 **kwargs):
+                 population: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.name = sampler
         self.multi = sampler == "nsga2"
@@ -125,6 +128,11 @@ class OptunaSearch(Strategy):
             raise UsageError(f"nsga2's second objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         if objectives and not self.multi:
             raise UsageError(f"objectives: strategy {sampler!r} optimises one objective; use nsga2 or evolution")
+        if population is not None and not self.multi:
+            raise UsageError(f"population: strategy {sampler!r} has no population; nsga2 and evolution do")
+        population = 20 if population is None else population
+        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+            raise UsageError(f"nsga2 needs population >= 2 (an integer), got population={population!r}")
         self.objective = objective
         self.objectives = check_objectives(objectives) if objectives else ("metric", objective)
         direction = "maximize" if self.task.higher_is_better else "minimize"
@@ -132,7 +140,7 @@ class OptunaSearch(Strategy):
                       else [direction])
         self.study = optuna.create_study(
             storage=storage, study_name=study_name, load_if_exists=storage is not None,
-            sampler=make_sampler(sampler, self.seed), directions=directions)
+            sampler=make_sampler(sampler, self.seed, population), directions=directions)
         self.position_sampler = _PositionSampler(self.task, self.limits)
         self._open: dict[str, int] = {}  # arch hash -> number of its running trial
         self._known: dict[str, float | tuple | None] = {}  # arch hash -> values told (None: failed)
