@@ -59,8 +59,11 @@ def now() -> str:
 
 
 def machine(executor: str, workers: int) -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, executor "
-            f"`{executor}` with {workers} workers (1 CPU, 1 torch thread each)")
+    import torch
+
+    how = (f"in-process, one candidate at a time, torch's default {torch.get_num_threads()} threads"
+           if executor == "local" else f"{workers} workers (1 CPU, 1 torch thread each)")
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, executor `{executor}`: {how}"
 
 
 def walls(records: list) -> str:
