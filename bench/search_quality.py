@@ -233,7 +233,7 @@ def part_b(args, store: Store, results: Path) -> None:
              f"Task `{task.spec}`, {steps} steps per member task, {args.seeds} training seed(s); "
              f"{'every baseline' if args.baselines == 'all' else 'baselines ' + args.baselines} at the widest "
              f"size with at most {params:,} parameters (the find's count on this task)"
-             + (f"; left out, no size fits: {', '.join(n for n, _ in skipped)}" if skipped else "")
+             + (f"; left out: {'; '.join(f'{n} ({why})' for n, why in skipped)}" if skipped else "")
              + ". Score: MAD's (mean accuracy per task over its settings and seeds, then the mean over tasks).", "",
              "| | params | MAD score | " + " | ".join(names) + " | architecture |",
              "|---|---|---|" + "---|" * len(names) + "---|"]
