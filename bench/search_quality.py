@@ -242,8 +242,9 @@ def part_b(args, store: Store, results: Path) -> None:
         per_task = {n: statistics.mean(scores[(i, n)]) for n in names if (i, n) in scores}
         score = statistics.mean(per_task.values()) if i not in errors and len(per_task) == len(names) else None
         rows.append((score if score is not None else -1.0, label, a, per_task, i))
+    top = max(row[0] for row in rows)
     for score, label, a, per_task, i in sorted(rows, key=lambda row: (row[1] != "best find", -row[0])):
-        cell = f"**{score:.3f}**" if score >= 0 else f"failed: {errors.get(i, '?')}"
+        cell = f"failed: {errors.get(i, '?')}" if score < 0 else f"**{score:.3f}**" if score == top else f"{score:.3f}"
         lines.append(f"| {label} | {check(parse(a), task).params:,} | {cell} | "
                      + " | ".join(f"{per_task[n]:.3f}" if n in per_task else "-" for n in names) + f" | `{a}` |")
     text = "\n".join(lines)
