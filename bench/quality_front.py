@@ -90,7 +90,7 @@ def check_aim(points: Sequence[Point], threshold: float = 0.99) -> Aim:
                sorted(better, key=lambda p: -p.metric))
 
 
-def aim_lines(aim: Aim, threshold: float) -> list[str]:
+def aim_lines(aim: Aim, threshold: float, where: str = "in this run (one training seed)") -> list[str]:
     out = []
     if aim.reference is not None:
         r = aim.reference
@@ -107,7 +107,7 @@ def aim_lines(aim: Aim, threshold: float) -> list[str]:
         out.append(f"Most accurate baseline: {b.baseline} (e{b.evaluation}), {b.metric:.3f}. Found, not dominated "
                    f"by a baseline, more accurate than every baseline{counts}: "
                    + (", ".join(f"e{p.evaluation} ({p.metric:.3f})" for p in aim.more_accurate) or "none") + ".")
-    out.append(f"**Aim {'met' if aim.met else 'not met'}** in this run.")
+    out.append(f"**Aim {'met' if aim.met else 'not met'}** {where}.")
     return out
 
 

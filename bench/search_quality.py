@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_front import (aim_lines, best_so_far, check_aim, combined, front, front_table,  # noqa: E402
                            points_from_records)
+from quality_seeds import check_lines, picked  # noqa: E402
 from results_md import RESULTS, write_section  # noqa: E402
 
 from einsearch.evaluators.types import Candidate  # noqa: E402
@@ -178,6 +179,7 @@ def part_a(args, store: Store, results: Path) -> None:
                  f"![Pareto front]({png.name})", "",
                  "Pareto front of (accuracy, decoding state, parameters) over the baselines and every find:", "",
                  *front_table(points), "", *aim_lines(aim, args.threshold), "",
+                 *seed_check(args, store, stored, points, aim),
                  "All evaluations (accuracy, state, params, eval):", "",
                  *[f"- e{p.evaluation} {p.label}: {p.metric:.3f}, {p.state:,}, {p.params:,}: `{p.compact}`"
                    for p in points],
@@ -187,6 +189,28 @@ def part_a(args, store: Store, results: Path) -> None:
         text = "\n".join(lines)
         print(text, flush=True)
         write_section(text, results)
+
+
+def seed_check(args, store: Store, stored: dict, points, aim) -> list[str]:
+    """The best finds and baselines trained again on `--check-seeds` seeds; the aim on their means."""
+    if args.check_seeds < 2 or not points:
+        return []
+    from einsearch.search.recheck import check_name, recheck
+
+    checked = picked(points, aim, args.check_top)
+    rows = recheck(store, stored["name"], seeds=args.check_seeds, archs=[p.arch for p in checked],
+                   executor=args.executor, workers=args.workers, candidate_time_limit_s=args.candidate_time_limit)
+    runs = {row.arch: dict(enumerate(row.runs.values())) for row in rows}  # seed 0: the search's own run
+    trained = [r for r in store.evaluations(check_name(stored["name"])) if r.wall_time_s is not None]
+    when = min((r.created_at for r in trained), default=None)
+    return [f"**Seed check** (`einsearch recheck`). The search trains each candidate on one training seed (seed "
+            f"0). Its {args.check_top} best finds (those the aim names first) and its {args.check_top} most accurate "
+            f"baselines (and the aim's reference) trained again on seeds 1-{args.check_seeds - 1} at the same steps "
+            f"and recipe, same executor ({len(trained)} runs, "
+            f"{sum(r.wall_time_s for r in trained) / 60:.1f} worker-minutes"
+            + (f", from {when:%a %b %d %H:%M} UTC" if when else "") + "). The other baselines were not trained "
+            "again: one of them could jump on another seed.", "",
+            *check_lines(checked, runs, args.check_seeds, args.threshold), ""]
 
 
 def part_b(args, store: Store, results: Path) -> None:
@@ -339,6 +363,9 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--executor", default="ray")
     parser.add_argument("--threshold", type=float, default=0.99, help="(a) accuracy that counts as solved")
+    parser.add_argument("--check-seeds", type=int, default=3,
+                        help="(a) training seeds of the seed check (seed 0 is the search's; 1: no check)")
+    parser.add_argument("--check-top", type=int, default=3, help="(a) finds and baselines the seed check trains")
     parser.add_argument("--candidate-time-limit", type=float, default=None, help="seconds per candidate")
     parser.add_argument("--time-limit", type=float, default=None,
                         help="minutes per search: stop asking for candidates after this long (running ones finish)")

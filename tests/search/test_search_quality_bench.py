@@ -68,6 +68,8 @@ def test_script_smoke_run_writes_its_section_and_plot(tmp_path):
     assert "## Search quality (a): Pareto front, `mqar:seq=64,pairs=4,vocab=128`" in text
     assert "| e1 |" in text or "| e2 |" in text
     assert "Aim " in text and "Canonical strings of the front:" in text
+    assert "**Seed check.**" in text and "| seed 0 | seed 1 | seed 2 | mean |" in text
+    assert "on the mean of 3 training seeds." in text
     assert (tmp_path / "search_quality_pareto_mqar_seq_64_pairs_4_vocab_128.png").stat().st_size > 1000
 
 
@@ -82,3 +84,33 @@ def test_combined_timing_sums_searches_and_keeps_first_start_and_last_end():
     assert text.startswith("Sun Dec 06 22:55 UTC 2026; load average (1, 5, 15 min) 0.35 2.26 2.55 at the start and "
                            "2.5 2.1 2.2 at the end; 2 searches, 6.7 min wall in all")
     assert "not recorded" in combined([one, "a stored run (its time and load not recorded)"])
+
+
+def test_seed_check_picks_the_aims_finds_first_then_the_best_baselines_and_the_reference():
+    from quality_seeds import picked
+
+    winner = point(6, 0.995, 2_048, 125_000)
+    runner_up = point(7, 0.97, 1_000, 60_000)
+    dominated = point(8, 0.98, 20_000, 200_000)  # the transformer beats it on all three
+    points = [TRANSFORMER, DELTANET, GLA, winner, runner_up, dominated]
+    aim = check_aim(points)
+    assert picked(points, aim, 1) == [winner, TRANSFORMER, DELTANET]  # DeltaNet: the aim's reference
+    assert picked(points, aim, 2) == [winner, runner_up, TRANSFORMER, DELTANET]
+
+
+def test_seed_check_judges_the_aim_on_the_mean_and_leaves_out_failed_points():
+    from quality_seeds import check_lines, seed_points
+
+    lucky = point(6, 0.995, 2_048, 125_000)
+    runs = {lucky.arch: {0: 0.995, 1: 0.12, 2: 0.80},  # a one-seed win: mean 0.638
+            DELTANET.arch: {0: 0.993, 1: 0.95, 2: 0.97},
+            TRANSFORMER.arch: {0: 0.999, 1: None, 2: 0.99}}  # a failed run: left out
+    means = seed_points([lucky, DELTANET, TRANSFORMER], runs, 3)
+    assert [p.evaluation for p in means] == [6, 2]
+    assert abs(means[0].metric - (0.995 + 0.12 + 0.80) / 3) < 1e-9 and means[0].state == lucky.state
+    lines = check_lines([lucky, DELTANET, TRANSFORMER], runs, 3, 0.99)
+    assert "| e6 | found | 0.995 | 0.120 | 0.800 | 0.638 | 2,048 | 125,000 |" in lines
+    assert "| e1 | transformer | 0.999 | failed | 0.990 | - | 16,384 | 115,000 |" in lines
+    assert lines[-1] == "**Aim not met** on the mean of 3 training seeds."
+    steady = {**runs, lucky.arch: {0: 0.995, 1: 0.99, 2: 0.998}}  # beats DeltaNet's mean (0.971) on every seed
+    assert check_lines([lucky, DELTANET], steady, 3, 0.99)[-1] == "**Aim met** on the mean of 3 training seeds."
