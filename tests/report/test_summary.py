@@ -98,4 +98,5 @@ def test_search_command_and_report_print_the_headline(tmp_path, cli):
     shown = [line.rstrip() for line in result.stdout.splitlines()]
     assert all(line in shown for line in expected), result.stdout
     assert "best found" in expected[0] and "best baseline" in expected[1]
+    assert "`einsearch recheck c` trains the best on more seeds" in result.stdout
     assert 'class="facts headline"' in html and "best baseline" in html
