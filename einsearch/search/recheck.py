@@ -90,8 +90,7 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
         chosen = [by_arch[str(parse(a))] for a in dict.fromkeys(archs)]
     else:
         chosen = best[:top]
-    first = chosen[0].seed
-    candidates = [Candidate(arch=parse(r.arch), task=task.spec, steps=r.steps, seed=first + i, lr=r.lr, op="recheck")
+    candidates = [Candidate(arch=parse(r.arch), task=task.spec, steps=r.steps, seed=r.seed + i, lr=r.lr, op="recheck")
                   for i in range(1, seeds) for r in chosen]
     name = check_name(search)
     config = replace(config, name=name, strategy="recheck", keep_weights=0, fidelity=None, lr_grid=None,
@@ -101,8 +100,8 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
     _train(store, config, task, candidates, on_progress, executor_obj)
     trained = {(r.arch, r.seed): r.metric if r.status == "ok" else None
                for r in store.evaluations(name) if r.error != INTERRUPTED}
-    out = [Rechecked(r.arch, r.id, r.params, {first: r.metric, **{first + i: trained.get((r.arch, first + i))
-                                                                  for i in range(1, seeds)}}) for r in chosen]
+    out = [Rechecked(r.arch, r.id, r.params, {r.seed: r.metric, **{r.seed + i: trained.get((r.arch, r.seed + i))
+                                                                    for i in range(1, seeds)}}) for r in chosen]
     sign = 1.0 if task.higher_is_better else -1.0
     return sorted(out, key=lambda c: (not c.complete, -sign * (c.mean or 0.0)))
 
@@ -114,14 +113,15 @@ def _train(store: Store, config: SearchConfig, task, candidates: list[Candidate]
     if existing is not None and existing.strategy != "recheck":
         raise UsageError(f"recheck: a search named {config.name!r} already exists and is not a recheck")
     records = store.evaluations(config.name) if existing is not None else []
-    finished = {_key(r) for r in records if r.error != INTERRUPTED}
-    left = {c.key for c in candidates} - finished
-    interrupted = {_key(r) for r in records if r.error == INTERRUPTED} - finished
-    budget = len(finished) + len(left | interrupted)
+    # The loop's budget counts finished records (the restored ones too): those, plus every run still to do
+    # (ours not yet finished, and any a killed recheck left running or interrupted: resuming re-runs them).
+    finished = [r for r in records if r.status != "running" and r.error != INTERRUPTED]
+    todo = ({c.key for c in candidates} | {_key(r) for r in records}) - {_key(r) for r in finished}
+    budget = len(finished) + len(todo)
     if existing is None:
         store.create_search(config.name, task=task.spec, strategy="recheck", config=asdict(config),
                             seed=config.seed, budget=budget)
-    if not (left | interrupted):
+    if not todo:
         return
     executor = executor_obj or make_executor(config)
     loop = SearchLoop(FixedCandidates(task, candidates), executor, store, task=task, search=config.name,
