@@ -68,7 +68,7 @@ def test_script_smoke_run_writes_its_section_and_plot(tmp_path):
     assert "## Search quality (a): Pareto front, `mqar:seq=64,pairs=4,vocab=128`" in text
     assert "| e1 |" in text or "| e2 |" in text
     assert "Aim " in text and "Canonical strings of the front:" in text
-    assert "**Seed check.**" in text and "| seed 0 | seed 1 | seed 2 | mean |" in text
+    assert "**Seed check** (`einsearch recheck`)" in text and "| seed 0 | seed 1 | seed 2 | mean |" in text
     assert "on the mean of 3 training seeds." in text
     assert (tmp_path / "search_quality_pareto_mqar_seq_64_pairs_4_vocab_128.png").stat().st_size > 1000
 
