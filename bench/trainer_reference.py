@@ -190,7 +190,7 @@ def report(runs: list[dict], spec: str, ways: list[str], seeds: int, args: Any, 
     from einsearch.tasks import get_task
 
     date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
-    named = "" if args.arch == "transformer" else f", {args.label or args.arch}"
+    named = f", {args.label}" if args.label else "" if args.arch == "transformer" else f", {args.arch}"
     lines = [f"## Trainer reference, `{spec}`{named} (bench/trainer_reference.py)", "",
              f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
              f"(load average {os.getloadavg()[0]:.1f} at the end), "
