@@ -23,7 +23,7 @@ from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits, Sampler
 from einsearch.search.base import SearchExhausted
 from einsearch.search.loop import Progress, SearchLoop
-from einsearch.search.run import SearchConfig, make_executor, seeds
+from einsearch.search.run import SearchConfig, drive, make_executor, seeds
 from einsearch.search.store import Store
 from einsearch.search.types import Candidate, Result, succeeded
 from einsearch.tasks import Task, get_task
@@ -171,17 +171,7 @@ def measure_fidelity(config: SearchConfig, budgets: Sequence[int], n: int, store
                             seed=config.seed, budget=config.budget)
     loop = SearchLoop(strategy, executor, store, task=task, search=name, budget=config.budget,
                       workers=config.workers, time_limit_s=config.time_limit_s, on_progress=on_progress)
-    if existing is not None:
-        loop.restore()
-    store.set_search_status(name, "running")
-    try:
-        loop.run()
-    except KeyboardInterrupt:
-        store.set_search_status(name, "interrupted")
-        raise
-    finally:
-        executor.shutdown()
-    store.set_search_status(name, "finished")
+    drive(loop, store, name, executor, resume=existing is not None)
     return record_correlations(store, name, task, budgets, {a.hash for a in archs})
 
 

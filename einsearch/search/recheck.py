@@ -18,7 +18,7 @@ from einsearch.evaluators.executor import Executor
 from einsearch.grammar import parse
 from einsearch.search.fidelity import FixedCandidates
 from einsearch.search.loop import INTERRUPTED, Progress, SearchLoop
-from einsearch.search.run import SearchConfig, make_executor, stored_config
+from einsearch.search.run import SearchConfig, drive, make_executor, stored_config
 from einsearch.search.store import Store
 from einsearch.search.types import Candidate
 from einsearch.tasks import get_task
@@ -126,17 +126,7 @@ def _train(store: Store, config: SearchConfig, task, candidates: list[Candidate]
     executor = executor_obj or make_executor(config)
     loop = SearchLoop(FixedCandidates(task, candidates), executor, store, task=task, search=config.name,
                       budget=budget, workers=config.workers, on_progress=on_progress)
-    if existing is not None:
-        loop.restore()
-    store.set_search_status(config.name, "running")
-    try:
-        loop.run()
-    except KeyboardInterrupt:
-        store.set_search_status(config.name, "interrupted")
-        raise
-    finally:
-        executor.shutdown()
-    store.set_search_status(config.name, "finished")
+    drive(loop, store, config.name, executor, resume=existing is not None)
 
 
 def _key(record: EvaluationRecord) -> tuple:

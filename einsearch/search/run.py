@@ -208,6 +208,23 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
     return progress
 
 
+def drive(loop: SearchLoop, store: Store, name: str, executor: Executor, *, resume: bool) -> Progress:
+    """Run a fixed-list loop (fidelity, recheck) as the search `name`: restore it first when resuming, mark
+    it running, then finished (or interrupted on Ctrl-C); the executor is shut down in every case."""
+    if resume:
+        loop.restore()
+    store.set_search_status(name, "running")
+    try:
+        progress = loop.run()
+    except KeyboardInterrupt:
+        store.set_search_status(name, "interrupted")
+        raise
+    finally:
+        executor.shutdown()
+    store.set_search_status(name, "finished")
+    return progress
+
+
 def stored_config(store: Store, name: str) -> SearchConfig:
     record = store.get_search(name)
     known = set(SearchConfig.__dataclass_fields__)
