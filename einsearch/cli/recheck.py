@@ -54,10 +54,9 @@ def recheck(
         except KeyboardInterrupt:
             err_console.print("interrupted; the same command resumes it")
             raise typer.Exit(130)
-        metric = store.evaluations(search)[0].metric_name or "metric"
     if json:
         for row in rows:
             emit_json({"arch": row.arch, "evaluation": row.evaluation, "params": row.params, "mean": row.mean,
                        "std": row.std, "runs": {str(seed): value for seed, value in row.runs.items()}})
         return
-    console.print(_table(rows, search, list(rows[0].runs), metric))
+    console.print(_table(rows, search, list(rows[0].runs), rows[0].metric_name))

@@ -34,6 +34,7 @@ class Rechecked:
     arch: str
     evaluation: int  # the search's own evaluation of it
     params: int | None
+    metric_name: str
     runs: dict[int, float | None]
 
     @property
@@ -100,8 +101,9 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
     _train(store, config, task, candidates, on_progress, executor_obj)
     trained = {(r.arch, r.seed): r.metric if r.status == "ok" else None
                for r in store.evaluations(name) if r.error != INTERRUPTED}
-    out = [Rechecked(r.arch, r.id, r.params, {r.seed: r.metric, **{r.seed + i: trained.get((r.arch, r.seed + i))
-                                                                    for i in range(1, seeds)}}) for r in chosen]
+    out = [Rechecked(r.arch, r.id, r.params, r.metric_name or "metric",
+                     {r.seed + i: r.metric if i == 0 else trained.get((r.arch, r.seed + i)) for i in range(seeds)})
+           for r in chosen]
     sign = 1.0 if task.higher_is_better else -1.0
     return sorted(out, key=lambda c: (not c.complete, -sign * (c.mean or 0.0)))
 
