@@ -13,7 +13,7 @@ import statistics
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from einsearch.errors import UsageError
+from einsearch.errors import EinsearchError, UsageError
 from einsearch.evaluators.executor import Executor
 from einsearch.grammar import parse
 from einsearch.search.fidelity import FixedCandidates
@@ -84,11 +84,12 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
         raise UsageError(f"recheck: search {search!r} has no successful evaluation")
     if archs:
         by_arch = {r.arch: r for r in best}
-        missing = [a for a in archs if str(parse(a)) not in by_arch]
+        named = list(dict.fromkeys(_canonical(a) for a in archs))
+        missing = [a for a in named if a not in by_arch]
         if missing:
             raise UsageError(f"recheck: {missing[0][:80]!r} is not among search {search!r}'s evaluated "
                              f"architectures (at its highest step count)")
-        chosen = [by_arch[str(parse(a))] for a in dict.fromkeys(archs)]
+        chosen = [by_arch[a] for a in named]
     else:
         chosen = best[:top]
     candidates = [Candidate(arch=parse(r.arch), task=task.spec, steps=r.steps, seed=r.seed + i, lr=r.lr, op="recheck")
@@ -129,6 +130,14 @@ def _train(store: Store, config: SearchConfig, task, candidates: list[Candidate]
     loop = SearchLoop(FixedCandidates(task, candidates), executor, store, task=task, search=config.name,
                       budget=budget, workers=config.workers, on_progress=on_progress)
     drive(loop, store, config.name, executor, resume=existing is not None)
+
+
+def _canonical(text: str) -> str:
+    """An --arch string in canonical form; one that does not parse is a UsageError naming the option."""
+    try:
+        return str(parse(text))
+    except EinsearchError as err:
+        raise UsageError(f"recheck --arch: {err}") from None
 
 
 def _key(record: EvaluationRecord) -> tuple:

@@ -35,6 +35,7 @@ def test_recheck_prints_each_seed_and_the_mean(cli, db):
     (["s", "--seeds", "1"], "--seeds must be >= 2"),
     (["s", "--workers", "0"], "--workers must be at least 1"),
     (["s", "--arch", "net(32, block(pre:rms, glu(expand=2, act=swish)))"], "is not among search 's'"),
+    (["s", "--arch", "net((("], "recheck --arch: line 1, column 5"),
 ])
 def test_bad_input_is_one_line(cli, db, args, message):
     result = cli("recheck", *args, "--db", db)
