@@ -14,6 +14,12 @@ def print_headline(store: Any, name: str) -> None:
     headline = search_headline(store, name)
     for line in headline.lines():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if headline.found is not None and headline.baseline is not None:  # on recall tasks one seed can be a lucky draw
-        console.print(f"one training seed each; `einsearch recheck {shlex.quote(name)}` trains the best on more seeds",
-                      markup=False, highlight=False, soft_wrap=True)
+    if headline.found is None or headline.baseline is None:
+        return
+    from einsearch.search.run import stored_config
+
+    seeds = stored_config(store, name).train_seeds
+    each = "one training seed each" if seeds == 1 else f"each the mean of {seeds} training seeds"
+    # on recall tasks one seed can be a lucky draw
+    console.print(f"{each}; `einsearch recheck {shlex.quote(name)}` trains the best on more seeds",
+                  markup=False, highlight=False, soft_wrap=True)

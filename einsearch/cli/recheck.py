@@ -11,12 +11,14 @@ from rich.table import Table
 from einsearch.cli.common import DbOpt, JsonOpt, app, console, emit_json, err_console, fail, opened_store, short
 
 
-def _table(rows: list[Any], search: str, seeds: list[int], metric: str) -> Table:
+def _table(rows: list[Any], search: str, seeds: list[int], own: int, metric: str) -> Table:
     from einsearch.grammar.compact import compact_text
 
+    owned = f"seed {seeds[0]}: the search's own run" if own == 1 else \
+        f"seeds {seeds[0]}-{seeds[own - 1]}: the search's own runs"
     table = Table(title=f"{search}: the best {len(rows)} on {len(seeds)} training seeds", box=box.SIMPLE_HEAD,
-                  caption=f"seed {seeds[0]}: the search's own run; ranked by the mean {metric} "
-                          f"(± population std over seeds); a failed run leaves no mean")
+                  caption=f"{owned}; ranked by the mean {metric} (± population std over seeds); a failed run "
+                          f"leaves no mean")
     for column in ("#", "mean", *(f"seed {s}" for s in seeds), "params", "eval"):
         table.add_column(column, no_wrap=True)
     table.add_column("architecture", overflow="fold", min_width=24)
@@ -30,7 +32,8 @@ def _table(rows: list[Any], search: str, seeds: list[int], metric: str) -> Table
 @app.command()
 def recheck(
     search: str = typer.Argument(..., help="The search whose best architectures to train again."),
-    seeds: int = typer.Option(3, "--seeds", help="Training seeds in all, the search's own included."),
+    seeds: int = typer.Option(3, "--seeds", help="Training seeds in all, the search's own included (all of "
+                              "them after a --train-seeds search)."),
     top: int = typer.Option(5, "--top", "-k", help="How many of the search's best architectures."),
     arch: Optional[list[str]] = typer.Option(None, "--arch", help="This architecture (canonical string) instead "
                                              "of the top ones; repeat for several."),
@@ -45,9 +48,12 @@ def recheck(
         fail(f"--workers must be at least 1, got {workers}")
     from einsearch.search.recheck import recheck as run_recheck
 
+    from einsearch.search.run import stored_config
+
     with opened_store(db) as store:
         if store.find_search(search) is None:
             fail(f"no search named {search!r} in {store.where}")
+        own = stored_config(store, search).train_seeds
         try:
             rows = run_recheck(store, search, seeds=seeds, top=top, archs=arch or (), executor=executor,
                                workers=workers)
@@ -59,4 +65,4 @@ def recheck(
             emit_json({"arch": row.arch, "evaluation": row.evaluation, "params": row.params, "mean": row.mean,
                        "std": row.std, "runs": {str(seed): value for seed, value in row.runs.items()}})
         return
-    console.print(_table(rows, search, list(rows[0].runs), rows[0].metric_name))
+    console.print(_table(rows, search, list(rows[0].runs), own, rows[0].metric_name))

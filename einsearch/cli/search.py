@@ -151,6 +151,9 @@ def search_command(
     lr_grid: Optional[str] = typer.Option(None, "--lr-grid", help="Train each architecture at each of these "
                                           "learning rates (e.g. 1e-3,3e-3,1e-2) and score it by the best; the budget "
                                           "counts architectures."),
+    train_seeds: Optional[int] = typer.Option(None, "--train-seeds", help="Train each candidate on this many "
+                                              "seeds and score it by the mean (recall tasks jump off a plateau "
+                                              "at a step that varies by seed) [1]."),
     objectives: Optional[str] = typer.Option(None, "--objectives", help="Multi-objective search (nsga2, evolution): "
                                              "the metric and costs, e.g. accuracy,state,params (or flops)."),
     name: Optional[str] = typer.Option(None, "--name", help="Search name (default: strategy and time)."),
@@ -163,7 +166,7 @@ def search_command(
                  candidate_time_limit=candidate_time_limit, max_params=max_params, workers=workers,
                  executor=executor, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, device=device,
                  seed_with=seed_with, keep_weights=keep_weights, name=name, weights=weights, seed=seed,
-                 lr_grid=lr_grid, objectives=objectives)
+                 lr_grid=lr_grid, objectives=objectives, train_seeds=train_seeds)
     values = load_config_file(config_file) if config_file else {}
     values |= {k: v for k, v in given.items() if v is not None}
     config = _to_config(values, f"--config {config_file}: " if config_file else "--")

@@ -16,6 +16,7 @@ class Budgets:
     eval_every: int | None = None
     max_mem: int | None = None
     keep_weights: bool = False  # return each successful candidate's trained weights with its result
+    train_seeds: int = 1  # train each candidate on this many consecutive seeds; its metric is their mean
 
     def kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -41,7 +41,7 @@ def make_executor(kind: str, workers: int = 1, **options: Any) -> Executor:
         from einsearch.evaluators.executor_fake import FakeExecutor
 
         try:
-            return FakeExecutor(delay=float(arg or 0))
+            return FakeExecutor(delay=float(arg or 0), train_seeds=options.get("train_seeds", 1))
         except ValueError:
             raise UsageError(f"executor {kind!r}: the delay must be a number of seconds") from None
     if name == "local":

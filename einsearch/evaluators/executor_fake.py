@@ -18,6 +18,7 @@ from einsearch.grammar import Arch, Node
 from einsearch.grammar.tree import to_text
 from einsearch.ops import get_op
 from einsearch.ops.registry import TOKEN_CATEGORIES
+from einsearch.evaluators.seeds import evaluate_seeds
 from einsearch.evaluators.types import Candidate, Result
 
 
@@ -77,8 +78,8 @@ class FakeExecutor:
     from its hash, so jobs finish out of submission order (as real ones do) yet deterministically;
     `delay` seconds of real sleep per job let tests interrupt a search mid-way."""
 
-    def __init__(self, delay: float = 0.0, fail: Callable[[Candidate], bool] | None = None):
-        self.delay, self.fail = delay, fail
+    def __init__(self, delay: float = 0.0, fail: Callable[[Candidate], bool] | None = None, train_seeds: int = 1):
+        self.delay, self.fail, self.train_seeds = delay, fail, train_seeds
         self.clock = 0.0
         self.jobs: dict[int, tuple[float, Candidate]] = {}  # key -> (simulated finish time, candidate)
         self.submitted = 0
@@ -99,6 +100,8 @@ class FakeExecutor:
             time.sleep(self.delay)
         if self.fail is not None and self.fail(candidate):
             return [(key, Result(status="failed", metric_name="", metric=None, error="fake failure"))]
+        if self.train_seeds > 1:
+            return [(key, evaluate_seeds(candidate, self.train_seeds, fake_result))]
         return [(key, fake_result(candidate))]
 
     def shutdown(self) -> None:

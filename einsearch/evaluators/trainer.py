@@ -30,6 +30,7 @@ from torch import nn
 
 from einsearch.errors import EinsearchError
 from einsearch.evaluators.aggregate import evaluate_members
+from einsearch.evaluators.seeds import evaluate_seeds
 from einsearch.evaluators.allocator import keep_freed_memory
 from einsearch.tasks import Batch, Task, get_task
 from einsearch.evaluators.types import Candidate, Result, one_line
@@ -239,13 +240,19 @@ def _check_step(value: float, step: int, losses: list[float], cfg: TrainConfig, 
 
 def evaluate(candidate: Candidate, *, device: str | None = None, time_limit_s: float | None = None,
              max_params: int | None = None, eval_every: int | None = None, max_mem: int | None = None,
-             keep_weights: bool = False, **overrides: Any) -> Result:
+             keep_weights: bool = False, train_seeds: int = 1, **overrides: Any) -> Result:
     """Train `candidate` and report its Result; `overrides` replace TrainConfig fields (lr, batch_size, ...).
 
     A task with `members()` (an aggregate such as `mad`) trains one model per member task, each for
-    `candidate.steps` steps, and reports the mean of their final metrics."""
+    `candidate.steps` steps, and reports the mean of their final metrics. With `train_seeds` > 1 the
+    candidate is trained on that many consecutive seeds and scored by the mean (`seeds.evaluate_seeds`)."""
     from einsearch.grammar import ArchError, build, check
 
+    if train_seeds > 1:
+        options = dict(device=device, time_limit_s=time_limit_s, max_params=max_params, eval_every=eval_every,
+                       max_mem=max_mem, **overrides)
+        return evaluate_seeds(candidate, train_seeds, lambda run: evaluate(
+            run, keep_weights=keep_weights and run.seed == candidate.seed, **options))  # the first seed's are kept
     started = time.perf_counter()
     if candidate.lr is not None:  # a rate of an --lr-grid: the candidate's own rate wins
         overrides["lr"] = candidate.lr

@@ -109,12 +109,14 @@ def _candidate_of(record: EvaluationRecord, task: str | None = None) -> Candidat
 class SearchLoop:
     def __init__(self, strategy: AskTell, executor: Executor, store: Store, *, task: Task, search: str, budget: int,
                  workers: int = 1, time_limit_s: float | None = None, keep_weights: int = 0,
-                 on_progress: Callable[[Progress], None] | None = None, leases: Leases | None = None):
+                 on_progress: Callable[[Progress], None] | None = None, leases: Leases | None = None,
+                 train_seeds: int = 1):
         if budget < 1 or workers < 1:
             raise UsageError(f"budget and workers must be >= 1, got budget={budget}, workers={workers}")
         self.strategy, self.executor, self.store, self.task = strategy, executor, store, task
         self.search, self.workers, self.time_limit_s = search, workers, time_limit_s
         self.keep_weights = keep_weights  # trained weights kept for the search's top K (0: none)
+        self.train_seeds = train_seeds  # seeds each candidate is trained on (the executor's); part of its recipe
         self.progress = Progress(budget)
         self.on_progress = on_progress or (lambda progress: None)
         self.running: dict[Hashable, tuple[Candidate, int]] = {}  # executor key -> (candidate, evaluation id)
@@ -221,7 +223,7 @@ class SearchLoop:
     def _reuse(self, candidate: Candidate) -> bool:
         """Record a cache hit when the store has this run's result; True if it did."""
         cached = self.store.cached_evaluation(candidate.arch.hash, candidate.task, candidate.steps, candidate.seed,
-                                              candidate.lr, recipe=recipe_key(candidate))
+                                              candidate.lr, recipe=recipe_key(candidate, self.train_seeds))
         if cached is None:
             return False
         self.store.record_cache_hit(self.search, candidate, cached.id)
@@ -236,7 +238,7 @@ class SearchLoop:
             self.leases.release(candidate)
             return
         evaluation = self.store.start_evaluation(self.search, candidate, report=check(candidate.arch, self.task),
-                                                 recipe=recipe_key(candidate))
+                                                 recipe=recipe_key(candidate, self.train_seeds))
         if self.leases is not None:
             self.leases.attach(candidate, evaluation)
         self.running[self.executor.submit(candidate)] = (candidate, evaluation)

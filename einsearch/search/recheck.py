@@ -5,7 +5,8 @@ plateau and then jumps, at a step that varies by seed, so a one-seed ranking can
 `recheck` trains the top architectures (or the ones named) at the search's full steps and chosen rate
 on the next training seeds, through the search loop: every run is stored and cached, and running the
 same recheck again resumes it. The runs live in the search `NAME-check`; the search's own run is the
-first seed.
+first seed (the first N for a search trained with `--train-seeds N`: their values are stored beside
+its mean).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from einsearch.errors import EinsearchError, UsageError
 from einsearch.evaluators.executor import Executor
+from einsearch.evaluators.seeds import seed_values
 from einsearch.grammar import parse
 from einsearch.search.fidelity import FixedCandidates
 from einsearch.search.loop import INTERRUPTED, Progress, SearchLoop
@@ -73,8 +75,9 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
             on_progress: Callable[[Progress], None] | None = None,
             executor_obj: Executor | None = None) -> list[Rechecked]:
     """The `top` best architectures of `search` (or those of `archs`, canonical strings it evaluated) on
-    `seeds` training seeds: the search's own, then the next ones. Executor and workers default to the
-    search's. Ranked by mean, best first; incomplete ones (a failed run) last."""
+    `seeds` training seeds: the search's own (all of them with `--train-seeds`, even beyond `seeds`),
+    then the next ones. Executor and workers default to the search's. Ranked by mean, best first;
+    incomplete ones (a failed run) last."""
     if seeds < 2 or top < 1:
         raise UsageError(f"recheck: --seeds must be >= 2 and --top >= 1, got {seeds} and {top}")
     config = stored_config(store, search)
@@ -92,10 +95,11 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
         chosen = [by_arch[a] for a in named]
     else:
         chosen = best[:top]
+    own = config.train_seeds  # seeds each of the search's evaluations was trained on
     candidates = [Candidate(arch=parse(r.arch), task=task.spec, steps=r.steps, seed=r.seed + i, lr=r.lr, op="recheck")
-                  for i in range(1, seeds) for r in chosen]
+                  for i in range(own, seeds) for r in chosen]
     name = check_name(search)
-    config = replace(config, name=name, strategy="recheck", keep_weights=0, fidelity=None, lr_grid=None,
+    config = replace(config, name=name, strategy="recheck", keep_weights=0, fidelity=None, lr_grid=None, train_seeds=1,
                      objectives=None, time_limit_s=None, executor=executor or config.executor,
                      workers=workers or config.workers,
                      candidate_time_limit_s=candidate_time_limit_s or config.candidate_time_limit_s)
@@ -103,7 +107,7 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
     trained = {(r.arch, r.seed): r.metric if r.status == "ok" else None
                for r in store.evaluations(name) if r.error != INTERRUPTED}
     out = [Rechecked(r.arch, r.id, r.params, r.metric_name or "metric",
-                     {r.seed + i: r.metric if i == 0 else trained.get((r.arch, r.seed + i)) for i in range(seeds)})
+                     _own_runs(r, own) | {r.seed + i: trained.get((r.arch, r.seed + i)) for i in range(own, seeds)})
            for r in chosen]
     sign = 1.0 if task.higher_is_better else -1.0
     return sorted(out, key=lambda c: (not c.complete, -sign * (c.mean or 0.0)))
@@ -130,6 +134,13 @@ def _train(store: Store, config: SearchConfig, task, candidates: list[Candidate]
     loop = SearchLoop(FixedCandidates(task, candidates), executor, store, task=task, search=config.name,
                       budget=budget, workers=config.workers, on_progress=on_progress)
     drive(loop, store, config.name, executor, resume=existing is not None)
+
+
+def _own_runs(record: EvaluationRecord, own: int) -> dict[int, float | None]:
+    """The search's own value(s) of an evaluation, by training seed."""
+    if own == 1:
+        return {record.seed: record.metric}
+    return seed_values(record.metric_name or "metric", record.metrics.get("extra_metrics") or {}, record.seed, own)
 
 
 def _canonical(text: str) -> str:

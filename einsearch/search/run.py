@@ -56,6 +56,9 @@ class SearchConfig:
     # its best run; the budget counts architectures (budget x rates training runs).
     lr_grid: str | None = None
     objectives: str | None = None  # multi-objective search (nsga2, evolution), e.g. "accuracy,state,params"
+    # Seed robustness: each candidate trained on seeds train_seed, train_seed + 1, ... and scored by the mean
+    # (one evaluation each; the per-seed values are stored beside it).
+    train_seeds: int = 1
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -93,9 +96,9 @@ def validated_config(values: dict[str, Any], where: str = "") -> SearchConfig:
             raise UsageError(f"{option}: not a search option")
         if not _matches(value, hints[key]):
             raise UsageError(f"{option}: expected {_type_name(hints[key])}, got {value!r}")
-    for key in ("budget", "workers", "steps"):
+    for key in ("budget", "workers", "steps", "train_seeds"):
         if values.get(key) is not None and values[key] < 1:
-            raise UsageError(f"{where}{key}: must be >= 1")
+            raise UsageError(f"{where}{key.replace('_', '-')}: must be >= 1")
     if values.get("keep_weights", 0) < 0:
         raise UsageError(f"{where}keep-weights: must be >= 0")
     name = values.get("name")
@@ -130,7 +133,7 @@ def make_executor(config: SearchConfig) -> Executor:
     """The executor the configuration names, with its per-candidate budgets."""
     options: dict[str, Any] = {"time_limit_s": config.candidate_time_limit_s, "max_params": config.max_params,
                                "device": config.device, "eval_every": config.eval_every,
-                               "keep_weights": config.keep_weights > 0}
+                               "keep_weights": config.keep_weights > 0, "train_seeds": config.train_seeds}
     if config.executor.partition(":")[0] == "ray":
         options |= {"address": config.ray_address, "num_cpus": config.num_cpus, "num_gpus": config.num_gpus,
                     "max_retries": config.max_retries}
@@ -189,7 +192,8 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
     leases = Leases(store, config.name, takeover_reason=INTERRUPTED) if supports_leases(store) else None
     loop = SearchLoop(strategy, executor, store, task=task, search=config.name,
                       budget=runs, workers=config.workers, time_limit_s=config.time_limit_s,
-                      keep_weights=config.keep_weights, on_progress=on_progress, leases=leases)
+                      keep_weights=config.keep_weights, on_progress=on_progress, leases=leases,
+                      train_seeds=config.train_seeds)
     if resume:
         loop.restore()
     store.set_search_status(config.name, "running")

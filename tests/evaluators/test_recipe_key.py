@@ -42,3 +42,9 @@ def test_a_trainer_revision_changes_the_key(monkeypatch):
 def test_an_aggregate_is_keyed_by_its_members_and_a_bad_spec_has_none():
     assert key(task="mad:size=cpu") == key(task="mad:size=cpu") != key(task="mad:size=cpu", lr=1e-2)
     assert key(task="nonsense-task") is None
+
+
+def test_several_training_seeds_are_another_recipe_and_one_is_the_old_key():
+    candidate = Candidate(ARCH, "mqar-tiny", 100, 0)
+    assert recipe_key(candidate, train_seeds=1) == recipe_key(candidate) == key()
+    assert recipe_key(candidate, train_seeds=3) != key() and recipe_key(candidate, 3) != recipe_key(candidate, 2)
