@@ -157,6 +157,7 @@ def part_a(args, store: Store, results: Path) -> None:
                               steps=args.steps, max_params=args.max_params, workers=args.workers,
                               executor=args.executor, seed_with="all", keep_weights=0, objectives=args.objectives,
                               candidate_time_limit_s=args.candidate_time_limit, seed=args.seed,
+                              train_seeds=args.train_seeds,
                               time_limit_s=args.time_limit and 60 * args.time_limit)
         timing = search(store, config, args.out)
         stored = store.get_search(config.name).config
@@ -174,7 +175,7 @@ def part_a(args, store: Store, results: Path) -> None:
                  f"parameters (each at the widest width that fits); budget {stored['budget']} evaluations "
                  f"({len(records)} recorded, {len(failed)} failed{stopped(stored, records)}), "
                  f"{stored['steps']} training steps each at the "
-                 "task's recipe otherwise, one training seed; width sampled by the search. Accuracy on held-out "
+                 f"task's recipe otherwise, {seeds_text(stored)}; width sampled by the search. Accuracy on held-out "
                  "queries; decoding state and parameters from `check` at the task's length." + walls(records), "",
                  f"![Pareto front]({png.name})", "",
                  "Pareto front of (accuracy, decoding state, parameters) over the baselines and every find:", "",
@@ -191,22 +192,29 @@ def part_a(args, store: Store, results: Path) -> None:
         write_section(text, results)
 
 
+def seeds_text(stored: dict) -> str:
+    n = stored.get("train_seeds", 1)
+    return "one training seed" if n == 1 else f"scored by the mean of {n} training seeds (`--train-seeds {n}`)"
+
+
 def seed_check(args, store: Store, stored: dict, points, aim) -> list[str]:
     """The best finds and baselines trained again on `--check-seeds` seeds; the aim on their means."""
-    if args.check_seeds < 2 or not points:
+    own = stored.get("train_seeds", 1)
+    if args.check_seeds <= own or not points:
         return []
     from einsearch.search.recheck import check_name, recheck
 
     checked = picked(points, aim, args.check_top)
     rows = recheck(store, stored["name"], seeds=args.check_seeds, archs=[p.arch for p in checked],
                    executor=args.executor, workers=args.workers, candidate_time_limit_s=args.candidate_time_limit)
-    runs = {row.arch: dict(enumerate(row.runs.values())) for row in rows}  # seed 0: the search's own run
+    runs = {row.arch: dict(enumerate(row.runs.values())) for row in rows}  # seeds 0..own-1: the search's own
     trained = [r for r in store.evaluations(check_name(stored["name"])) if r.wall_time_s is not None]
     when = min((r.created_at for r in trained), default=None)
-    return [f"**Seed check** (`einsearch recheck`). The search trains each candidate on one training seed (seed "
-            f"0). Its {args.check_top} best finds (those the aim names first) and its {args.check_top} most accurate "
-            f"baselines (and the aim's reference) trained again on seeds 1-{args.check_seeds - 1} at the same steps "
-            f"and recipe, same executor ({len(trained)} runs, "
+    mine = "one training seed (seed 0)" if own == 1 else f"{own} training seeds (seeds 0-{own - 1})"
+    return [f"**Seed check** (`einsearch recheck`). The search trains each candidate on {mine}. Its "
+            f"{args.check_top} best finds (those the aim names first) and its {args.check_top} most accurate "
+            f"baselines (and the aim's reference) trained again on seeds {own}-{args.check_seeds - 1} at the same "
+            f"steps and recipe, same executor ({len(trained)} runs, "
             f"{sum(r.wall_time_s for r in trained) / 60:.1f} worker-minutes"
             + (f", from {when:%a %b %d %H:%M} UTC" if when else "") + "). The other baselines were not trained "
             "again: one of them could jump on another seed.", "",
@@ -363,8 +371,10 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--executor", default="ray")
     parser.add_argument("--threshold", type=float, default=0.99, help="(a) accuracy that counts as solved")
+    parser.add_argument("--train-seeds", type=int, default=1,
+                        help="(a) training seeds per candidate in the search; each is scored by the mean")
     parser.add_argument("--check-seeds", type=int, default=3,
-                        help="(a) training seeds of the seed check (seed 0 is the search's; 1: no check)")
+                        help="(a) training seeds of the seed check, the search's own included (no more: no check)")
     parser.add_argument("--check-top", type=int, default=3, help="(a) finds and baselines the seed check trains")
     parser.add_argument("--candidate-time-limit", type=float, default=None, help="seconds per candidate")
     parser.add_argument("--time-limit", type=float, default=None,

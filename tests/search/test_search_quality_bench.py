@@ -2,6 +2,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from quality_front import Point, best_so_far, check_aim, front, front_table  # noqa: E402
@@ -53,23 +55,30 @@ def test_best_so_far_skips_failures():
     assert best_so_far([None, 0.2, 0.1, None, 0.5]) == [float("-inf"), 0.2, 0.2, 0.2, 0.5]
 
 
-def test_script_smoke_run_writes_its_section_and_plot(tmp_path):
-    """bench/search_quality.py on the fake evaluator: its (a) section, front table and PNG."""
+@pytest.mark.parametrize("train_seeds", [1, 2])
+def test_script_smoke_run_writes_its_section_and_plot(tmp_path, train_seeds):
+    """bench/search_quality.py on the fake evaluator: its (a) section, front table and PNG; with
+    --train-seeds 2 the search's own seeds are 0-1 and the check adds 2-3."""
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## Other\nkeep me\n")
     subprocess.run([sys.executable, str(root / "bench" / "search_quality.py"), "pareto", "--smoke", "--budget", "16",
-                    "--settings", "mqar:seq=64,pairs=4,vocab=128", "--results", str(results), "--out", str(tmp_path)],
+                    "--settings", "mqar:seq=64,pairs=4,vocab=128", "--results", str(results), "--out", str(tmp_path),
+                    "--train-seeds", str(train_seeds), "--check-seeds", str(2 * train_seeds + 1)],
                    check=True, capture_output=True)
     text = results.read_text()
     assert "## Other\nkeep me" in text
     assert "## Search quality (a): Pareto front, `mqar:seq=64,pairs=4,vocab=128`" in text
     assert "| e1 |" in text or "| e2 |" in text
     assert "Aim " in text and "Canonical strings of the front:" in text
-    assert "**Seed check** (`einsearch recheck`)" in text and "| seed 0 | seed 1 | seed 2 | mean |" in text
-    assert "on the mean of 3 training seeds." in text
+    seeds = 2 * train_seeds + 1
+    header = "| " + " | ".join(f"seed {s}" for s in range(seeds)) + " | mean |"
+    assert "**Seed check** (`einsearch recheck`)" in text and header in text
+    assert f"on the mean of {seeds} training seeds." in text
+    own = "one training seed (seed 0)" if train_seeds == 1 else "2 training seeds (seeds 0-1)"
+    assert f"trains each candidate on {own}" in text and f"trained again on seeds {train_seeds}-{seeds - 1}" in text
     assert (tmp_path / "search_quality_pareto_mqar_seq_64_pairs_4_vocab_128.png").stat().st_size > 1000
 
 
