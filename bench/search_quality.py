@@ -304,11 +304,13 @@ def plot_curves(curves: dict[str, list[list[float]]], task: str, path: Path) -> 
 
 
 def part_c(args, store: Store, results: Path) -> None:
-    curves: dict[str, list[list[float]]] = {}
-    failures: dict[str, int] = {}
+    """Seed by seed, every strategy once: a run cut short still compares all of them on the seeds it
+    reached; the section is rewritten after each search."""
+    curves: dict[str, list[list[float]]] = {spec: [] for spec in args.strategies}
+    failures = dict.fromkeys(args.strategies, 0)
     timings: list[str] = []
-    for spec in args.strategies:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):
+        for spec in args.strategies:
             config = SearchConfig(name=f"quality-c-{spec}-{seed}", task=args.task, strategy=spec, budget=args.budget,
                                   steps=args.steps, max_params=args.max_params, workers=args.workers,
                                   executor=args.executor, keep_weights=0, seed=seed,
@@ -316,19 +318,30 @@ def part_c(args, store: Store, results: Path) -> None:
                                   time_limit_s=args.time_limit and 60 * args.time_limit)
             timings.append(search(store, config, args.out))
             records = sorted(store.evaluations(config.name), key=lambda r: r.id)
-            curves.setdefault(spec, []).append(best_so_far([r.metric if r.status == "ok" else None for r in records]))
-            failures[spec] = failures.get(spec, 0) + sum(r.status != "ok" for r in records)
+            curves[spec].append(best_so_far([r.metric if r.status == "ok" else None for r in records]))
+            failures[spec] += sum(r.status != "ok" for r in records)
+            text = c_section(args, {k: v for k, v in curves.items() if v}, failures, timings, results)
+    print(text, flush=True)
+
+
+def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, int], timings: list[str],
+              results: Path) -> str:
+    """(c)'s section from the searches finished so far, written to `results`; its text."""
     png = results.with_name("search_quality_curves.png")
     plot_curves(curves, args.task, png)
     common = min(len(r) for runs in curves.values() for r in runs)  # evaluations every search reached
     marks = sorted({m for m in (4, 8, 16, 32, common) if 1 <= m <= common})
     limit = f"; each search stopped asking after {args.time_limit:g} min" if args.time_limit else ""
+    done = [len(runs) for runs in curves.values()]
+    partial = "" if min(done) == args.seeds and len(curves) == len(args.strategies) else (
+        f" **Partial: {sum(done)} of {args.seeds * len(args.strategies)} searches finished** (the same command "
+        f"with the same `--out` goes on).")
     lines = [f"## Search quality (c): strategies at equal budget {TAG}", "",
              f"{combined(timings)}; {machine(args.executor, args.workers)}. Task `{args.task}`, budget "
              f"{args.budget} evaluations per search{limit}, from scratch (no seeding), {args.steps or 'recipe'} "
              f"steps, at most {args.max_params:,} parameters, {args.seeds} search seeds per strategy. Best accuracy "
              f"so far, mean ± std over seeds, after m evaluations (in submission order); every search reached "
-             f"{common}.", "",
+             f"{common}.{partial}", "",
              f"![best so far]({png.name})", "",
              "| strategy | evaluations per search | " + " | ".join(f"best @ {m}" for m in marks)
              + " | best at the end | failed |", "|---|---|" + "---|" * (len(marks) + 2)]
@@ -348,8 +361,8 @@ def part_c(args, store: Store, results: Path) -> None:
         lines += ["", f"At {common} evaluations, {pcfg} ({at[pcfg]:.3f}) {verdict} random ({at['random']:.3f}) on "
                       "the mean best found."]
     text = "\n".join(lines)
-    print(text, flush=True)
     write_section(text, results)
+    return text
 
 
 def parse_args(argv=None):

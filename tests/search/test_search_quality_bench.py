@@ -123,3 +123,29 @@ def test_seed_check_judges_the_aim_on_the_mean_and_leaves_out_failed_points():
     assert lines[-1] == "**Aim not met** on the mean of 3 training seeds."
     steady = {**runs, lucky.arch: {0: 0.995, 1: 0.99, 2: 0.998}}  # beats DeltaNet's mean (0.971) on every seed
     assert check_lines([lucky, DELTANET], steady, 3, 0.99)[-1] == "**Aim met** on the mean of 3 training seeds."
+
+
+def test_strategies_smoke_run_and_a_partial_section(tmp_path):
+    """(c) on the fake evaluator: every strategy on every seed; a run cut short says how far it got."""
+    import argparse
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n")
+    subprocess.run([sys.executable, str(root / "bench" / "search_quality.py"), "strategies", "--smoke", "--budget", "6",
+                    "--seeds", "2", "--strategies", "random,pcfg-learn:refit_every=2", "--task", "toy-causal",
+                    "--results", str(results), "--out", str(tmp_path)], check=True, capture_output=True)
+    text = results.read_text()
+    assert "| random | 6, 6 |" in text and "| pcfg-learn:refit_every=2 | 6, 6 |" in text and "Partial" not in text
+    assert (tmp_path / "search_quality_curves.png").stat().st_size > 1000
+
+    from search_quality import c_section
+
+    args = argparse.Namespace(task="toy-causal", budget=3, time_limit=None, steps=2, max_params=1000, seeds=2,
+                              strategies=["random", "tpe"], executor="fake", workers=1)
+    cut = c_section(args, {"random": [[0.1, 0.2, 0.2], [0.3, 0.3, 0.4]], "tpe": [[0.2, 0.5, 0.5]]},
+                    {"random": 0, "tpe": 0}, [], tmp_path / "partial.md")
+    assert "**Partial: 3 of 4 searches finished**" in cut
+    assert "| random | 3, 3 | 0.300 ± 0.141 | 0.300 ± 0.141 | 0 |" in cut  # best @ 3 (all reached 3), at the end
+    assert "| tpe | 3 | 0.500 ± 0.000 | 0.500 ± 0.000 | 0 |" in cut
