@@ -145,6 +145,8 @@ def evaluate(
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)."),
     lr_grid: str = typer.Option(None, "--lr-grid", help="Train at each of these learning rates (e.g. "
                                 "1e-3,3e-3,1e-2) and report the best run."),
+    train_seeds: int = typer.Option(1, "--train-seeds", help="Train on this many seeds (--seed, --seed + 1, ...) "
+                                    "and report their mean, with each seed's value."),
     json: bool = JsonOpt,
 ) -> None:
     """Train one architecture on a task and print its metrics (failures are reported, exit code 1)."""
@@ -154,6 +156,8 @@ def evaluate(
         fail(f"--executor must be local or ray, got {executor!r}")
     if time_limit is not None and time_limit <= 0:
         fail(f"--time-limit must be positive, got {time_limit}")
+    if train_seeds < 1:
+        fail(f"--train-seeds must be >= 1, got {train_seeds}")
     from einsearch.evaluators.types import Candidate
     from einsearch.tasks import get_task
 
@@ -163,7 +167,8 @@ def evaluate(
 
     rates = parse_lr_grid(lr_grid)
     candidate = Candidate(_arch(arch, task_obj), _portable_spec(task, task_obj), steps, seed, op="evaluate")
-    budgets = dict(device=device, time_limit_s=time_limit, max_params=parse_count(max_params, "--max-params"))
+    budgets = dict(device=device, time_limit_s=time_limit, max_params=parse_count(max_params, "--max-params"),
+                   train_seeds=train_seeds)
     grid = [dataclasses.replace(candidate, lr=rate) for rate in rates] or [candidate]
     results = _run_shown(grid, executor, ray_address, **budgets)
     best = _best_rate(grid, results, task_obj.higher_is_better)
@@ -172,7 +177,8 @@ def evaluate(
         runs = {"lr_grid": [{"lr": c.lr, **{k: r.to_dict()[k] for k in ("status", "metric", "loss", "error")}}
                             for c, r in zip(grid, results)]} if rates else {}
         emit_json({"arch": str(candidate.arch), "hash": candidate.arch.hash, "task": candidate.task,
-                   "steps": steps, "seed": seed, "lr": candidate.lr, **result.to_dict(), **runs})
+                   "steps": steps, "seed": seed, "train_seeds": train_seeds, "lr": candidate.lr, **result.to_dict(),
+                   **runs})
     else:
         if rates:
             _grid_table(grid, results, best)

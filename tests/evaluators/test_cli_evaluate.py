@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from tests.evaluators.helpers import small_arch
 
 
@@ -40,3 +42,14 @@ def test_without_steps_the_task_recipe_applies(cli):
     arch = small_arch("transformer", "toy-causal", width=32)
     out = cli("evaluate", arch, "--task", "tests.evaluators.faulty_task:make_nan", "--json")
     assert json.loads(out.stdout)["steps"] == make_nan().recipe.steps
+
+
+def test_evaluate_on_several_training_seeds_reports_their_mean(cli):
+    out = cli("evaluate", "transformer", "--task", "toy-causal:vocab=16,seq=16", "--steps", "6", "--seed", "3",
+              "--train-seeds", "2", "--json", "--device", "cpu")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    per_seed = [data["extra_metrics"][f"accuracy_seed{s}"] for s in (3, 4)]
+    assert data["train_seeds"] == 2 and data["metric"] == pytest.approx(sum(per_seed) / 2)
+    bad = cli("evaluate", "transformer", "--task", "toy-causal", "--train-seeds", "0")
+    assert bad.exit_code == 2 and bad.stderr.strip() == "error: --train-seeds must be >= 1, got 0"
