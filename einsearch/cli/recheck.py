@@ -47,7 +47,6 @@ def recheck(
     if workers is not None and workers < 1:
         fail(f"--workers must be at least 1, got {workers}")
     from einsearch.search.recheck import recheck as run_recheck
-
     from einsearch.search.run import stored_config
 
     with opened_store(db) as store:
