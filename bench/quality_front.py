@@ -130,6 +130,17 @@ def best_so_far(values: Sequence[float | None]) -> list[float]:
     return out
 
 
+def first_reaching(curve: Sequence[float], threshold: float) -> int | None:
+    """The 1-based evaluation after which a best-so-far curve first reaches `threshold`; None if never."""
+    return next((i for i, best in enumerate(curve, 1) if best >= threshold), None)
+
+
+def compare(a: float, b: float, within: float = 0.005) -> str:
+    """'beats', 'matches' (within `within` of b: one training seed moves a solved MQAR about this much)
+    or 'does not beat'."""
+    return "matches" if abs(a - b) <= within else "beats" if a > b else "does not beat"
+
+
 def combined(timings: list[str]) -> str:
     """Several searches' timing lines (as `search` writes them) as one: first start, last end, summed wall."""
     minutes = sum(float(m) for t in timings for m in re.findall(r"([\d.]+) min wall", t))

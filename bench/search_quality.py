@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality_front import (aim_lines, best_so_far, check_aim, combined, front, front_table,  # noqa: E402
-                           points_from_records)
+from quality_front import (aim_lines, best_so_far, check_aim, combined, compare, first_reaching,  # noqa: E402
+                           front, front_table, points_from_records)
 from quality_seeds import check_lines, picked  # noqa: E402
 from results_md import RESULTS, write_section  # noqa: E402
 
@@ -344,7 +344,7 @@ def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, in
              f"{common}.{partial}", "",
              f"![best so far]({png.name})", "",
              "| strategy | evaluations per search | " + " | ".join(f"best @ {m}" for m in marks)
-             + " | best at the end | failed |", "|---|---|" + "---|" * (len(marks) + 2)]
+             + f" | best at the end | first >= {args.threshold:g} at | failed |", "|---|---|" + "---|" * (len(marks) + 3)]
 
     def cell(values: list[float]) -> str:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -352,14 +352,16 @@ def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, in
 
     for spec, runs in curves.items():
         counts = ", ".join(str(len(r)) for r in runs)
+        reached = ", ".join(str(first_reaching(r, args.threshold) or "-") for r in runs)
         lines.append(f"| {spec} | {counts} | " + " | ".join(cell([r[m - 1] for r in runs]) for m in marks)
-                     + f" | {cell([r[-1] for r in runs])} | {failures[spec]} |")
+                     + f" | {cell([r[-1] for r in runs])} | {reached} | {failures[spec]} |")
     at = {spec: statistics.mean(r[common - 1] for r in runs) for spec, runs in curves.items()}
     pcfg = next((s for s in at if s.startswith("pcfg-learn")), None)
     if pcfg and "random" in at:
-        verdict = "beats" if at[pcfg] > at["random"] else "does not beat"
-        lines += ["", f"At {common} evaluations, {pcfg} ({at[pcfg]:.3f}) {verdict} random ({at['random']:.3f}) on "
-                      "the mean best found."]
+        lines += ["", f"At {common} evaluations, {pcfg} ({at[pcfg]:.3f}) {compare(at[pcfg], at['random'])} random "
+                      f"({at['random']:.3f}) on the mean best found (a match: within 0.005). \"first >= "
+                      f"{args.threshold:g} at\": the evaluation after which each search's best first reached it "
+                      f"(-: not within its budget)."]
     text = "\n".join(lines)
     write_section(text, results)
     return text

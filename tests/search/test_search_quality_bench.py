@@ -143,9 +143,17 @@ def test_strategies_smoke_run_and_a_partial_section(tmp_path):
     from search_quality import c_section
 
     args = argparse.Namespace(task="toy-causal", budget=3, time_limit=None, steps=2, max_params=1000, seeds=2,
-                              strategies=["random", "tpe"], executor="fake", workers=1)
+                              strategies=["random", "tpe"], executor="fake", workers=1, threshold=0.35)
     cut = c_section(args, {"random": [[0.1, 0.2, 0.2], [0.3, 0.3, 0.4]], "tpe": [[0.2, 0.5, 0.5]]},
                     {"random": 0, "tpe": 0}, [], tmp_path / "partial.md")
     assert "**Partial: 3 of 4 searches finished**" in cut
-    assert "| random | 3, 3 | 0.300 ± 0.141 | 0.300 ± 0.141 | 0 |" in cut  # best @ 3 (all reached 3), at the end
-    assert "| tpe | 3 | 0.500 ± 0.000 | 0.500 ± 0.000 | 0 |" in cut
+    # best @ 3 (every search reached 3), at the end, the evaluation where each search first reached 0.35
+    assert "| random | 3, 3 | 0.300 ± 0.141 | 0.300 ± 0.141 | -, 3 | 0 |" in cut
+    assert "| tpe | 3 | 0.500 ± 0.000 | 0.500 ± 0.000 | 2 | 0 |" in cut
+
+
+def test_first_reaching_and_compare():
+    from quality_front import compare, first_reaching
+
+    assert first_reaching([0.1, 0.99, 1.0], 0.99) == 2 and first_reaching([0.1, 0.5], 0.99) is None
+    assert compare(1.000, 0.999) == "matches" and compare(0.99, 0.9) == "beats" and compare(0.9, 0.99) == "does not beat"
