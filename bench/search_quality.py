@@ -41,6 +41,7 @@ from results_md import RESULTS, write_section  # noqa: E402
 from einsearch.evaluators.types import Candidate  # noqa: E402
 from einsearch.report.summary import search_headline  # noqa: E402
 from einsearch.search.library import baselines, library  # noqa: E402
+from einsearch.search.loop import INTERRUPTED  # noqa: E402
 from einsearch.search.run import SearchConfig, make_executor, run_search  # noqa: E402
 from einsearch.storage.store import Store  # noqa: E402
 from einsearch.tasks import get_task  # noqa: E402
@@ -149,6 +150,11 @@ def plot_front(points, task: str, path: Path, threshold: float) -> None:
     save_plot(fig, ax, path)
 
 
+def finished(store: Store, name: str) -> list:
+    """A search's evaluations in submission order, less those a killed run left behind (resuming re-ran them)."""
+    return sorted((r for r in store.evaluations(name) if r.error != INTERRUPTED), key=lambda r: r.id)
+
+
 def part_a(args, store: Store, results: Path) -> None:
     for spec in args.settings:
         task = get_task(spec)
@@ -161,7 +167,7 @@ def part_a(args, store: Store, results: Path) -> None:
                               time_limit_s=args.time_limit and 60 * args.time_limit)
         timing = search(store, config, args.out)
         stored = store.get_search(config.name).config
-        records = store.evaluations(config.name)
+        records = finished(store, config.name)
         points = points_from_records(records, task.spec)
         failed = [r for r in records if r.status != "ok"]
         aim = check_aim(points, args.threshold)
@@ -317,7 +323,7 @@ def part_c(args, store: Store, results: Path) -> None:
                                   candidate_time_limit_s=args.candidate_time_limit,
                                   time_limit_s=args.time_limit and 60 * args.time_limit)
             timings.append(search(store, config, args.out))
-            records = sorted(store.evaluations(config.name), key=lambda r: r.id)
+            records = finished(store, config.name)
             curves[spec].append(best_so_far([r.metric if r.status == "ok" else None for r in records]))
             failures[spec] += sum(r.status != "ok" for r in records)
             text = c_section(args, {k: v for k, v in curves.items() if v}, failures, timings, results)

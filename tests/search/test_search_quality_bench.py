@@ -157,3 +157,23 @@ def test_first_reaching_and_compare():
 
     assert first_reaching([0.1, 0.99, 1.0], 0.99) == 2 and first_reaching([0.1, 0.5], 0.99) is None
     assert compare(1.000, 0.999) == "matches" and compare(0.99, 0.9) == "beats" and compare(0.9, 0.99) == "does not beat"
+
+
+def test_a_run_left_by_a_killed_search_is_not_counted(tmp_path):
+    """The bench reads a resumed search without the runs a kill interrupted (the resume trained them again)."""
+    from search_quality import finished
+
+    from einsearch import sample
+    from einsearch.search.loop import INTERRUPTED
+    from einsearch.storage.store import Store
+
+    task = "toy-causal:vocab=64,seq=32"
+    first, second = sample(2, seed=1, task=task, max_params=100_000)
+    with Store.open(f"sqlite:///{tmp_path / 'killed.db'}") as store:
+        store.create_search("s", task=task, strategy="random", budget=2)
+        store.start_evaluation("s", {"arch": first, "task": task, "steps": 10, "seed": 0})
+        store.abandon_running("s", reason=INTERRUPTED)
+        for arch in (first, second):
+            done = store.start_evaluation("s", {"arch": arch, "task": task, "steps": 10, "seed": 0})
+            store.finish_evaluation(done, {"status": "ok", "metric_name": "accuracy", "metric": 0.5})
+        assert [r.status for r in finished(store, "s")] == ["ok", "ok"] and len(store.evaluations("s")) == 3
