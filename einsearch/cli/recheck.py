@@ -47,12 +47,10 @@ def recheck(
     if workers is not None and workers < 1:
         fail(f"--workers must be at least 1, got {workers}")
     from einsearch.search.recheck import recheck as run_recheck
-    from einsearch.search.run import stored_config
 
     with opened_store(db) as store:
         if store.find_search(search) is None:
             fail(f"no search named {search!r} in {store.where}")
-        own = stored_config(store, search).train_seeds
         try:
             rows = run_recheck(store, search, seeds=seeds, top=top, archs=arch or (), executor=executor,
                                workers=workers)
@@ -64,4 +62,4 @@ def recheck(
             emit_json({"arch": row.arch, "evaluation": row.evaluation, "params": row.params, "mean": row.mean,
                        "std": row.std, "runs": {str(seed): value for seed, value in row.runs.items()}})
         return
-    console.print(_table(rows, search, list(rows[0].runs), own, rows[0].metric_name))
+    console.print(_table(rows, search, list(rows[0].runs), rows[0].own_seeds, rows[0].metric_name))

@@ -248,22 +248,21 @@ def evaluate(candidate: Candidate, *, device: str | None = None, time_limit_s: f
     candidate is trained on that many consecutive seeds and scored by the mean (`seeds.evaluate_seeds`)."""
     from einsearch.grammar import ArchError, build, check
 
-    if train_seeds > 1:
-        options = dict(device=device, time_limit_s=time_limit_s, max_params=max_params, eval_every=eval_every,
-                       max_mem=max_mem, **overrides)
-        return evaluate_seeds(candidate, train_seeds, lambda run: evaluate(
-            run, keep_weights=keep_weights and run.seed == candidate.seed, **options))  # the first seed's are kept
     started = time.perf_counter()
     if candidate.lr is not None:  # a rate of an --lr-grid: the candidate's own rate wins
         overrides["lr"] = candidate.lr
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # What each run of several (seeds, member tasks) is handed.
+    options = dict(device=device, time_limit_s=time_limit_s, max_params=max_params, eval_every=eval_every,
+                   max_mem=max_mem, **overrides)
+    if train_seeds > 1:
+        return evaluate_seeds(candidate, train_seeds, lambda run: evaluate(
+            run, keep_weights=keep_weights and run.seed == candidate.seed, **options))  # the first seed's are kept
     try:
         task = get_task(candidate.task)
     except ValueError as err:
         return Result.failure(f"bad task: {err}", wall_time_s=time.perf_counter() - started)
     if hasattr(task, "members"):
-        options = dict(device=device, time_limit_s=time_limit_s, max_params=max_params, eval_every=eval_every,
-                       max_mem=max_mem, **overrides)
         return evaluate_members(candidate, task, lambda member: evaluate(member, **options))
     try:
         report = check(candidate.arch, task)

@@ -38,6 +38,7 @@ class Rechecked:
     params: int | None
     metric_name: str
     runs: dict[int, float | None]
+    own_seeds: int = 1  # how many of the runs, from the first, are the search's own (its --train-seeds)
 
     @property
     def complete(self) -> bool:
@@ -107,7 +108,8 @@ def recheck(store: Store, search: str, *, seeds: int = 3, top: int = 5, archs: S
     trained = {(r.arch, r.seed): r.metric if r.status == "ok" else None
                for r in store.evaluations(name) if r.error != INTERRUPTED}
     out = [Rechecked(r.arch, r.id, r.params, r.metric_name or "metric",
-                     _own_runs(r, own) | {r.seed + i: trained.get((r.arch, r.seed + i)) for i in range(own, seeds)})
+                     _own_runs(r, own) | {r.seed + i: trained.get((r.arch, r.seed + i)) for i in range(own, seeds)},
+                     own)
            for r in chosen]
     sign = 1.0 if task.higher_is_better else -1.0
     return sorted(out, key=lambda c: (not c.complete, -sign * (c.mean or 0.0)))

@@ -194,36 +194,26 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
                       budget=runs, workers=config.workers, time_limit_s=config.time_limit_s,
                       keep_weights=config.keep_weights, on_progress=on_progress, leases=leases,
                       train_seeds=config.train_seeds)
-    if resume:
-        loop.restore()
-    store.set_search_status(config.name, "running")
-    if leases is not None:
-        leases.start()
-    try:
-        progress = loop.run()
-    except KeyboardInterrupt:
-        store.set_search_status(config.name, "interrupted")
-        raise
-    finally:
-        if leases is not None:
-            leases.stop()
-        executor.shutdown()
-    store.set_search_status(config.name, "finished")
-    return progress
+    return drive(loop, store, config.name, executor, resume=resume)
 
 
 def drive(loop: SearchLoop, store: Store, name: str, executor: Executor, *, resume: bool) -> Progress:
-    """Run a fixed-list loop (fidelity, recheck) as the search `name`: restore it first when resuming, mark
-    it running, then finished (or interrupted on Ctrl-C); the executor is shut down in every case."""
+    """Run `loop` as the search `name` (a search's, fidelity's, recheck's): restore it first when resuming,
+    mark it running, then finished (or interrupted on Ctrl-C); the loop's leases, if any, are held while it
+    runs, and the executor is shut down in every case."""
     if resume:
         loop.restore()
     store.set_search_status(name, "running")
+    if loop.leases is not None:
+        loop.leases.start()
     try:
         progress = loop.run()
     except KeyboardInterrupt:
         store.set_search_status(name, "interrupted")
         raise
     finally:
+        if loop.leases is not None:
+            loop.leases.stop()
         executor.shutdown()
     store.set_search_status(name, "finished")
     return progress

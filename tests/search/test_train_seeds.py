@@ -63,7 +63,7 @@ def test_recheck_counts_the_search_seeds_and_trains_only_the_next(store):
     checked = store.evaluations(check_name("three"))
     assert {r.seed for r in checked} == {5} and len(checked) == 2
     for row in rows:
-        assert list(row.runs) == [2, 3, 4, 5]
+        assert list(row.runs) == [2, 3, 4, 5] and row.own_seeds == 3
         assert list(row.runs.values()) == pytest.approx([one_seed(row.arch, s) for s in (2, 3, 4, 5)])
     fewer = recheck(store, "three", seeds=2, top=2)  # the search already has three: nothing to train
     assert [list(r.runs) for r in fewer] == [[2, 3, 4]] * 2
