@@ -56,13 +56,16 @@ def split_images(x: np.ndarray, y: np.ndarray, where: str) -> Images:
         raise TaskError(f"{where}: need x (N, H, W) or (N, C, H, W) and y (N,), got {x.shape} and {y.shape}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise TaskError(f"{where}: y must hold class ids 0..K-1")
-    x = torch.as_tensor(x, dtype=torch.float32)
-    x = x / x.max().clamp(min=1e-8)
-    y = torch.as_tensor(y, dtype=torch.long)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    n_valid = max(1, len(x) // VALID_SHARE)
-    valid, train = order[:n_valid], order[n_valid:]
-    return Images(x[train], y[train], x[valid], y[valid], int(y.max()) + 1)
+    # On CPU whatever the caller's default device: the first use may come while counting parameters on
+    # the meta device (a head needs the number of classes), and the result is cached.
+    with torch.device("cpu"):
+        x = torch.as_tensor(x, dtype=torch.float32)
+        x = x / x.max().clamp(min=1e-8)
+        y = torch.as_tensor(y, dtype=torch.long)
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        n_valid = max(1, len(x) // VALID_SHARE)
+        valid, train = order[:n_valid], order[n_valid:]
+        return Images(x[train], y[train], x[valid], y[valid], int(y.max()) + 1)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,19 @@ def test_a_task_with_a_declared_shape_reads_its_data_on_first_use_only(monkeypat
     assert tuple(get_task("digits").images().train_x.shape[1:]) == image.Digits.image_shape
 
 
+def test_first_use_while_counting_parameters_on_the_meta_device_loads_cpu_data():
+    """The checker counts a head's parameters on the meta device; if that is the data's first use, the
+    cached data must still be real CPU tensors (CI once hit this by test order)."""
+    from einsearch.ops.registry import count_module_params
+    from einsearch.tasks import image
+
+    image._digits.cache_clear()
+    task = get_task("digits")
+    assert count_module_params(lambda: task.make_head(8)) == 2 * 8 + 8 * 10 + 10  # norm, projection
+    data = task.images()
+    assert data.train_x.device.type == "cpu" and data.classes == 10
+
+
 def test_npz_task_from_a_user_file(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "imgs.npz"
