@@ -90,7 +90,8 @@ def check_aim(points: Sequence[Point], threshold: float = 0.99) -> Aim:
                sorted(better, key=lambda p: -p.metric))
 
 
-def aim_lines(aim: Aim, threshold: float, where: str = "in this run (one training seed)") -> list[str]:
+def aim_lines(aim: Aim, threshold: float, where: str) -> list[str]:
+    """The aim's verdict lines; `where` says on what the accuracies are, e.g. "on the mean of 3 training seeds"."""
     out = []
     if aim.reference is not None:
         r = aim.reference

@@ -185,7 +185,7 @@ def part_a(args, store: Store, results: Path) -> None:
                  "queries; decoding state and parameters from `check` at the task's length." + walls(records), "",
                  f"![Pareto front]({png.name})", "",
                  "Pareto front of (accuracy, decoding state, parameters) over the baselines and every find:", "",
-                 *front_table(points), "", *aim_lines(aim, args.threshold), "",
+                 *front_table(points), "", *aim_lines(aim, args.threshold, f"in this run ({own_seeds(stored)})"), "",
                  *seed_check(args, store, stored, points, aim),
                  "All evaluations (accuracy, state, params, eval):", "",
                  *[f"- e{p.evaluation} {p.label}: {p.metric:.3f}, {p.state:,}, {p.params:,}: `{p.compact}`"
@@ -198,9 +198,14 @@ def part_a(args, store: Store, results: Path) -> None:
         write_section(text, results)
 
 
+def own_seeds(stored: dict) -> str:
+    n = stored.get("train_seeds", 1)
+    return "one training seed" if n == 1 else f"the mean of {n} training seeds"
+
+
 def seeds_text(stored: dict) -> str:
     n = stored.get("train_seeds", 1)
-    return "one training seed" if n == 1 else f"scored by the mean of {n} training seeds (`--train-seeds {n}`)"
+    return "one training seed" if n == 1 else f"scored by {own_seeds(stored)} (`--train-seeds {n}`)"
 
 
 def seed_check(args, store: Store, stored: dict, points, aim) -> list[str]:

@@ -1,4 +1,5 @@
 """bench/quality_front.py: the Pareto front and the issue's aim on made-up points (no training)."""
+import re
 import sys
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def test_script_smoke_run_writes_its_section_and_plot(tmp_path, train_seeds):
     assert "## Search quality (a): Pareto front, `mqar:seq=64,pairs=4,vocab=128`" in text
     assert "| e1 |" in text or "| e2 |" in text
     assert "Aim " in text and "Canonical strings of the front:" in text
+    verdict = "one training seed" if train_seeds == 1 else "the mean of 2 training seeds"
+    assert re.search(rf"\*\*Aim (not )?met\*\* in this run \({verdict}\)\.", text)
     seeds = 2 * train_seeds + 1
     header = "| " + " | ".join(f"seed {s}" for s in range(seeds)) + " | mean |"
     assert "**Seed check** (`einsearch recheck`)" in text and header in text
