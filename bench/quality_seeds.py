@@ -1,6 +1,6 @@
-"""Part (a)'s seed check: the search trains each candidate on one training seed (or `--train-seeds N`), and
-on MQAR the step of the jump from the plateau varies by seed, so a win on few seeds can be a lucky draw. The best finds and
-the most accurate baselines are trained again on more seeds (same steps and recipe) and the aim is
+"""Part (a)'s seed check: the search trains each candidate on one training seed (or `--train-seeds N`), and on
+MQAR the step of the jump from the plateau varies by seed, so a win on few seeds can be a lucky draw. The best
+finds and the most accurate baselines are trained again on more seeds (same steps and recipe) and the aim is
 checked on their mean. The training is `einsearch.search.recheck` (what `einsearch recheck` runs); these
 helpers are pure, so tests feed them made-up points."""
 from __future__ import annotations

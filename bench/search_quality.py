@@ -22,102 +22,35 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality_front import (aim_lines, best_so_far, check_aim, combined, compare, first_reaching,  # noqa: E402
-                           front, front_table, points_from_records)
+from quality_front import aim_lines, check_aim, front, front_table, points_from_records  # noqa: E402
+from quality_run import TAG, finished, load, machine, now, save_plot, search, slug, stopped, walls  # noqa: E402
 from quality_seeds import check_lines, picked  # noqa: E402
+from quality_strategies import part_c  # noqa: E402
 from results_md import RESULTS, write_section  # noqa: E402
 
 from einsearch.evaluators.types import Candidate  # noqa: E402
 from einsearch.report.summary import search_headline  # noqa: E402
 from einsearch.search.library import baselines, library  # noqa: E402
-from einsearch.search.loop import INTERRUPTED  # noqa: E402
-from einsearch.search.run import SearchConfig, make_executor, run_search  # noqa: E402
+from einsearch.search.run import SearchConfig, make_executor  # noqa: E402
 from einsearch.storage.store import Store  # noqa: E402
 from einsearch.tasks import get_task  # noqa: E402
 
 log = logging.getLogger("bench.search_quality")
 SETTINGS = ["mqar:seq=64,pairs=4,vocab=128", "mqar-cpu", "mqar:seq=256,pairs=16,vocab=512"]
 STRATEGIES = ["random", "evolution", "tpe", "pcfg-learn"]
-TAG = "(bench/search_quality.py)"
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%a %b %d %H:%M UTC %Y")
-
-
-def machine(executor: str, workers: int) -> str:
-    import torch
-
-    how = (f"in-process, one candidate at a time, torch's default {torch.get_num_threads()} threads"
-           if executor == "local" else f"{workers} workers (1 CPU, 1 torch thread each)")
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, executor `{executor}`: {how}"
-
-
-def walls(records: list) -> str:
-    """Per-candidate wall seconds (one worker each): median and range."""
-    times = sorted(r.wall_time_s for r in records if r.wall_time_s is not None)
-    if not times:
-        return ""
-    return (f" Candidate wall time (one worker): median {statistics.median(times):.0f} s, "
-            f"{times[0]:.0f}-{times[-1]:.0f} s, {sum(times) / 60:.0f} worker-minutes in all.")
-
-
-def slug(spec: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in spec).strip("_")
 
 
 def a_name(spec: str) -> str:
     """The name of part (a)'s search on a task setting (one store holds every setting's)."""
     return f"quality-a-{slug(spec)}"
-
-
-def search(store: Store, config: SearchConfig, out: Path) -> str:
-    """Run `config` into `store` unless it already finished there; when and how long it ran, and the load
-    average before and after (kept beside the store, so a report of a stored run says it too)."""
-    sidecar = out / f"{config.name}.timing.txt"
-    found = store.find_search(config.name)
-    if found is not None and found.status == "finished":
-        log.warning("%s: already finished in this store, reported as stored", config.name)
-        return sidecar.read_text().strip() if sidecar.exists() else "a stored run (its time and load not recorded)"
-    before, when, started = load(), now(), time.perf_counter()
-    run_search(config, store, resume=found is not None)
-    timing = (f"{when}; load average (1, 5, 15 min) {before} at the start and {load()} at the end; "
-              f"{(time.perf_counter() - started) / 60:.1f} min wall" + ("; resumed" if found is not None else ""))
-    sidecar.write_text(timing + "\n")
-    return timing
-
-
-def stopped(config: dict, records: list) -> str:
-    limit = config.get("time_limit_s")
-    if limit and len(records) < config["budget"]:
-        return f"; stopped asking after the {limit / 60:.0f}-minute limit"
-    return ""
-
-
-def save_plot(fig, ax, path: Path) -> None:
-    """Legend, grid, tight layout; written to `path` and closed."""
-    import matplotlib.pyplot as plt
-
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_front(points, task: str, path: Path, threshold: float) -> None:
@@ -148,11 +81,6 @@ def plot_front(points, task: str, path: Path, threshold: float) -> None:
     ax.set_ylabel("accuracy")
     ax.set_title(f"{task}: marker size ~ parameters", fontsize=9)
     save_plot(fig, ax, path)
-
-
-def finished(store: Store, name: str) -> list:
-    """A search's evaluations in submission order, less those a killed run left behind (resuming re-ran them)."""
-    return sorted((r for r in store.evaluations(name) if r.error != INTERRUPTED), key=lambda r: r.id)
 
 
 def part_a(args, store: Store, results: Path) -> None:
@@ -293,89 +221,6 @@ def part_b(args, store: Store, results: Path) -> None:
     text = "\n".join(lines)
     print(text, flush=True)
     write_section(text, results)
-
-
-def plot_curves(curves: dict[str, list[list[float]]], task: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for spec, runs in curves.items():
-        n = min(len(r) for r in runs)
-        xs = range(1, n + 1)
-        columns = list(zip(*(r[:n] for r in runs)))
-        ax.plot(xs, [statistics.mean(v) for v in columns], label=f"{spec} ({len(runs)} seeds)")
-        ax.fill_between(xs, [min(v) for v in columns], [max(v) for v in columns], alpha=0.12)
-    ax.set_xlabel("evaluations")
-    ax.set_ylabel("best accuracy so far (mean; shaded: min-max over seeds)")
-    ax.set_title(task, fontsize=9)
-    save_plot(fig, ax, path)
-
-
-def part_c(args, store: Store, results: Path) -> None:
-    """Seed by seed, every strategy once: a run cut short still compares all of them on the seeds it
-    reached; the section is rewritten after each search."""
-    curves: dict[str, list[list[float]]] = {spec: [] for spec in args.strategies}
-    failures = dict.fromkeys(args.strategies, 0)
-    timings: list[str] = []
-    for seed in range(args.seeds):
-        for spec in args.strategies:
-            config = SearchConfig(name=f"quality-c-{spec}-{seed}", task=args.task, strategy=spec, budget=args.budget,
-                                  steps=args.steps, max_params=args.max_params, workers=args.workers,
-                                  executor=args.executor, keep_weights=0, seed=seed,
-                                  candidate_time_limit_s=args.candidate_time_limit,
-                                  time_limit_s=args.time_limit and 60 * args.time_limit)
-            timings.append(search(store, config, args.out))
-            records = finished(store, config.name)
-            curves[spec].append(best_so_far([r.metric if r.status == "ok" else None for r in records]))
-            failures[spec] += sum(r.status != "ok" for r in records)
-            text = c_section(args, {k: v for k, v in curves.items() if v}, failures, timings, results)
-    print(text, flush=True)
-
-
-def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, int], timings: list[str],
-              results: Path) -> str:
-    """(c)'s section from the searches finished so far, written to `results`; its text."""
-    png = results.with_name("search_quality_curves.png")
-    plot_curves(curves, args.task, png)
-    common = min(len(r) for runs in curves.values() for r in runs)  # evaluations every search reached
-    marks = sorted({m for m in (4, 8, 16, 32, common) if 1 <= m <= common})
-    limit = f"; each search stopped asking after {args.time_limit:g} min" if args.time_limit else ""
-    done = [len(runs) for runs in curves.values()]
-    partial = "" if min(done) == args.seeds and len(curves) == len(args.strategies) else (
-        f" **Partial: {sum(done)} of {args.seeds * len(args.strategies)} searches finished** (the same command "
-        f"with the same `--out` goes on).")
-    lines = [f"## Search quality (c): strategies at equal budget {TAG}", "",
-             f"{combined(timings)}; {machine(args.executor, args.workers)}. Task `{args.task}`, budget "
-             f"{args.budget} evaluations per search{limit}, from scratch (no seeding), {args.steps or 'recipe'} "
-             f"steps, at most {args.max_params:,} parameters, {args.seeds} search seeds per strategy. Best accuracy "
-             f"so far, mean ± std over seeds, after m evaluations (in submission order); every search reached "
-             f"{common}.{partial}", "",
-             f"![best so far]({png.name})", "",
-             "| strategy | evaluations per search | " + " | ".join(f"best @ {m}" for m in marks)
-             + f" | best at the end | first >= {args.threshold:g} at | failed |", "|---|---|" + "---|" * (len(marks) + 3)]
-
-    def cell(values: list[float]) -> str:
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.3f} ± {spread:.3f}"
-
-    for spec, runs in curves.items():
-        counts = ", ".join(str(len(r)) for r in runs)
-        reached = ", ".join(str(first_reaching(r, args.threshold) or "-") for r in runs)
-        lines.append(f"| {spec} | {counts} | " + " | ".join(cell([r[m - 1] for r in runs]) for m in marks)
-                     + f" | {cell([r[-1] for r in runs])} | {reached} | {failures[spec]} |")
-    at = {spec: statistics.mean(r[common - 1] for r in runs) for spec, runs in curves.items()}
-    pcfg = next((s for s in at if s.startswith("pcfg-learn")), None)
-    if pcfg and "random" in at:
-        lines += ["", f"At {common} evaluations, {pcfg} ({at[pcfg]:.3f}) {compare(at[pcfg], at['random'])} random "
-                      f"({at['random']:.3f}) on the mean best found (a match: within 0.005). \"first >= "
-                      f"{args.threshold:g} at\": the evaluation after which each search's best first reached it "
-                      f"(-: not within its budget)."]
-    text = "\n".join(lines)
-    write_section(text, results)
-    return text
 
 
 def parse_args(argv=None):

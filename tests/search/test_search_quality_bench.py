@@ -143,7 +143,7 @@ def test_strategies_smoke_run_and_a_partial_section(tmp_path):
     assert "| random | 6, 6 |" in text and "| pcfg-learn:refit_every=2 | 6, 6 |" in text and "Partial" not in text
     assert (tmp_path / "search_quality_curves.png").stat().st_size > 1000
 
-    from search_quality import c_section
+    from quality_strategies import c_section
 
     args = argparse.Namespace(task="toy-causal", budget=3, time_limit=None, steps=2, max_params=1000, seeds=2,
                               strategies=["random", "tpe"], executor="fake", workers=1, threshold=0.35)
@@ -164,7 +164,7 @@ def test_first_reaching_and_compare():
 
 def test_a_run_left_by_a_killed_search_is_not_counted(tmp_path):
     """The bench reads a resumed search without the runs a kill interrupted (the resume trained them again)."""
-    from search_quality import finished
+    from quality_run import finished
 
     from einsearch import sample
     from einsearch.search.loop import INTERRUPTED
