@@ -14,6 +14,11 @@ from quality_front import Aim, Point, aim_lines, check_aim, dominated_by_baselin
 Runs = dict[str, dict[int, float | None]]  # architecture -> training seed -> accuracy (None: failed)
 
 
+def seed_range(first: int, last: int) -> str:
+    """'seed 2' or 'seeds 1-2': training seeds first..last, both included."""
+    return f"seed {first}" if first == last else f"seeds {first}-{last}"
+
+
 def picked(points: Sequence[Point], aim: Aim, top: int) -> list[Point]:
     """What to train again: the finds the one-seed aim named (else the most accurate finds no baseline
     dominates), then the most accurate baselines and the aim's reference baseline; `top` of each."""

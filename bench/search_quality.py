@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_front import aim_lines, check_aim, front, front_table, points_from_records  # noqa: E402
 from quality_run import TAG, finished, load, machine, now, save_plot, search, slug, stopped, walls  # noqa: E402
-from quality_seeds import check_lines, picked  # noqa: E402
+from quality_seeds import check_lines, picked, seed_range  # noqa: E402
 from quality_strategies import part_c  # noqa: E402
 from results_md import RESULTS, write_section  # noqa: E402
 
@@ -149,10 +149,11 @@ def seed_check(args, store: Store, stored: dict, points, aim) -> list[str]:
     runs = {row.arch: dict(enumerate(row.runs.values())) for row in rows}  # seeds 0..own-1: the search's own
     trained = [r for r in store.evaluations(check_name(stored["name"])) if r.wall_time_s is not None]
     when = min((r.created_at for r in trained), default=None)
-    mine = "one training seed (seed 0)" if own == 1 else f"{own} training seeds (seeds 0-{own - 1})"
+    mine = "one training seed (seed 0)" if own == 1 else f"{own} training seeds ({seed_range(0, own - 1)})"
+    again = seed_range(own, args.check_seeds - 1)
     return [f"**Seed check** (`einsearch recheck`). The search trains each candidate on {mine}. Its "
             f"{args.check_top} best finds (those the aim names first) and its {args.check_top} most accurate "
-            f"baselines (and the aim's reference) trained again on seeds {own}-{args.check_seeds - 1} at the same "
+            f"baselines (and the aim's reference) trained again on {again} at the same "
             f"steps and recipe, same executor ({len(trained)} runs, "
             f"{sum(r.wall_time_s for r in trained) / 60:.1f} worker-minutes"
             + (f", from {when:%a %b %d %H:%M} UTC" if when else "") + "). The other baselines were not trained "

@@ -81,7 +81,7 @@ def test_script_smoke_run_writes_its_section_and_plot(tmp_path, train_seeds):
     assert "**Seed check** (`einsearch recheck`)" in text and header in text
     assert f"on the mean of {seeds} training seeds." in text
     own = "one training seed (seed 0)" if train_seeds == 1 else "2 training seeds (seeds 0-1)"
-    assert f"trains each candidate on {own}" in text and f"trained again on seeds {train_seeds}-{seeds - 1}" in text
+    assert f"trains each candidate on {own}" in text and f"trained again on seeds {train_seeds}-{seeds - 1} " in text
     assert (tmp_path / "search_quality_pareto_mqar_seq_64_pairs_4_vocab_128.png").stat().st_size > 1000
 
 
@@ -96,6 +96,13 @@ def test_combined_timing_sums_searches_and_keeps_first_start_and_last_end():
     assert text.startswith("Sun Dec 06 22:55 UTC 2026; load average (1, 5, 15 min) 0.35 2.26 2.55 at the start and "
                            "2.5 2.1 2.2 at the end; 2 searches, 6.7 min wall in all")
     assert "not recorded" in combined([one, "a stored run (its time and load not recorded)"])
+
+
+def test_seed_range_names_one_seed_alone():
+    from quality_seeds import seed_range
+
+    assert seed_range(2, 2) == "seed 2"  # the check after --train-seeds 2 --check-seeds 3 adds one seed
+    assert seed_range(1, 2) == "seeds 1-2"
 
 
 def test_seed_check_picks_the_aims_finds_first_then_the_best_baselines_and_the_reference():
