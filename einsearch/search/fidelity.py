@@ -23,7 +23,7 @@ from einsearch.evaluators.executor import Executor
 from einsearch.grammar import Arch, Limits, Sampler
 from einsearch.search.base import SearchExhausted
 from einsearch.search.loop import Progress, SearchLoop
-from einsearch.search.run import SearchConfig, drive, make_executor, seeds
+from einsearch.search.run import SearchConfig, drive, loop_leases, make_executor, seeds
 from einsearch.search.store import Store
 from einsearch.search.types import Candidate, Result, succeeded
 from einsearch.tasks import Task, get_task
@@ -170,7 +170,8 @@ def measure_fidelity(config: SearchConfig, budgets: Sequence[int], n: int, store
                             config={**asdict(config), "budgets": list(budgets), "n": n},
                             seed=config.seed, budget=config.budget)
     loop = SearchLoop(strategy, executor, store, task=task, search=name, budget=config.budget,
-                      workers=config.workers, time_limit_s=config.time_limit_s, on_progress=on_progress)
+                      workers=config.workers, time_limit_s=config.time_limit_s, on_progress=on_progress,
+                      leases=loop_leases(store, name))
     drive(loop, store, name, executor, resume=existing is not None)
     return record_correlations(store, name, task, budgets, {a.hash for a in archs})
 

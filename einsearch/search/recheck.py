@@ -20,7 +20,7 @@ from einsearch.evaluators.seeds import seed_values
 from einsearch.grammar import parse
 from einsearch.search.fidelity import FixedCandidates
 from einsearch.search.loop import INTERRUPTED, Progress, SearchLoop
-from einsearch.search.run import SearchConfig, drive, make_executor, stored_config
+from einsearch.search.run import SearchConfig, drive, loop_leases, make_executor, stored_config
 from einsearch.search.store import Store
 from einsearch.search.types import Candidate
 from einsearch.tasks import get_task
@@ -134,7 +134,8 @@ def _train(store: Store, config: SearchConfig, task, candidates: list[Candidate]
         return
     executor = executor_obj or make_executor(config)
     loop = SearchLoop(FixedCandidates(task, candidates), executor, store, task=task, search=config.name,
-                      budget=budget, workers=config.workers, on_progress=on_progress)
+                      budget=budget, workers=config.workers, on_progress=on_progress,
+                      leases=loop_leases(store, config.name))
     drive(loop, store, config.name, executor, resume=existing is not None)
 
 

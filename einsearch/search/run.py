@@ -189,12 +189,17 @@ def run_search(config: SearchConfig, store: Store, *, resume: bool = False, db_u
                             seed=config.seed, budget=runs)
     if on_strategy is not None:
         on_strategy(strategy)
-    leases = Leases(store, config.name, takeover_reason=INTERRUPTED) if supports_leases(store) else None
     loop = SearchLoop(strategy, executor, store, task=task, search=config.name,
                       budget=runs, workers=config.workers, time_limit_s=config.time_limit_s,
-                      keep_weights=config.keep_weights, on_progress=on_progress, leases=leases,
+                      keep_weights=config.keep_weights, on_progress=on_progress, leases=loop_leases(store, config.name),
                       train_seeds=config.train_seeds)
     return drive(loop, store, config.name, executor, resume=resume)
+
+
+def loop_leases(store: Store, name: str) -> Leases | None:
+    """The leases a loop named `name` holds on its runs; their heartbeat also keeps the search from showing
+    as stale while a long run trains (every loop that `drive` runs needs them: search, fidelity, recheck)."""
+    return Leases(store, name, takeover_reason=INTERRUPTED) if supports_leases(store) else None
 
 
 def drive(loop: SearchLoop, store: Store, name: str, executor: Executor, *, resume: bool) -> Progress:
