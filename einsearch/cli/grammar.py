@@ -14,7 +14,7 @@ def op_record(spec) -> dict:
     return {"name": spec.name, "category": spec.category, "causal": spec.causal,
             "noncausal": spec.noncausal, "cost": spec.cost,
             "hparams": {k: list(v) for k, v in spec.hparams.items()},
-            "defaults": spec.resolve({}), "doc": spec.doc}
+            "defaults": spec.resolve({}), "compute_only": list(spec.compute_only), "doc": spec.doc}
 
 
 @app.command()
@@ -27,11 +27,13 @@ def ops(json: bool = JsonOpt) -> None:
         for spec in specs:
             emit_json(op_record(spec))
         return
-    table = Table(title=f"{len(specs)} primitives")
+    table = Table(title=f"{len(specs)} primitives",
+                  caption="* compute-only: changes speed, not the output; search keeps the default")
     for col in ("name", "category", "causal", "cost", "hyperparameters"):
         table.add_column(col)
     for spec in specs:
-        hp = "  ".join(f"{k}={'|'.join(map(str, v))}" for k, v in spec.hparams.items())
+        hp = "  ".join(f"{k}{'*' if k in spec.compute_only else ''}={'|'.join(map(str, v))}"
+                       for k, v in spec.hparams.items())
         table.add_row(spec.name, spec.category, "yes" if spec.causal else "no", spec.cost, hp)
     console.print(table)
 

@@ -14,6 +14,7 @@ from einsearch.grammar.checker import Walker, check
 from einsearch.grammar.sampler import Limits, Sampler
 from einsearch.grammar.shape import TaskShape
 from einsearch.grammar.tree import MAX_REPEAT, Arch, Node
+from einsearch.ops import get_op
 
 ONE = Fraction(1)
 
@@ -141,7 +142,8 @@ def resample(arch: Arch, task: TaskShape, rng: random.Random, limits: Limits = L
 
 
 def change_hparam(arch: Arch, task: TaskShape, rng: random.Random, limits: Limits = Limits()) -> Arch | None:
-    """Change one hyperparameter of one primitive to another value that fits; None if none can."""
+    """Change one hyperparameter of one primitive to another value that fits; None if none can.
+    Compute-only hyperparameters (a scan's chunk) are never changed: the result would train the same."""
     sampler = Sampler(task, limits)
     options = []
     for sub in subtrees(arch, task, limits):
@@ -149,7 +151,10 @@ def change_hparam(arch: Arch, task: TaskShape, rng: random.Random, limits: Limit
             continue
         name, hparams = sub.node.args
         budget = _budget(arch, task, sampler, sub)
+        compute_only = get_op(name).compute_only
         for key, value in hparams:
+            if key in compute_only:
+                continue
             others = {k: v for k, v in hparams if k != key}
             values = {dict(c.hparams)[key] for c in sampler.combos(name, arch.dim)
                       if c.params <= budget and all(dict(c.hparams)[k] == v for k, v in others.items())}

@@ -28,12 +28,14 @@ INF = float("inf")
 def op_weight_tables() -> dict[str, dict[str, float]]:
     """Uniform weights for the choices the registry defines: which primitive within a category
     (`CATEGORY.op`) and each hyperparameter's value (`op.NAME.HPARAM`). weights.toml leaves them
-    uniform; pcfg-learn re-estimates them like any other choice point."""
+    uniform; pcfg-learn re-estimates them like any other choice point. Compute-only hyperparameters
+    are no choice point: the sampler gives them their default."""
     tables: dict[str, dict[str, float]] = {}
     for spec in list_ops():
         tables.setdefault(f"{spec.category}.op", {})[spec.name] = 1.0
         for key, values in spec.hparams.items():
-            tables[f"op.{spec.name}.{key}"] = {format_value(v): 1.0 for v in values}
+            if key not in spec.compute_only:
+                tables[f"op.{spec.name}.{key}"] = {format_value(v): 1.0 for v in values}
     return tables
 
 
@@ -237,9 +239,11 @@ class Sampler:
 
     def op(self, rng: random.Random, name: str, dim: int, budget: float, keep: dict | None = None) -> tuple[Node, int]:
         """A primitive with hyperparameters drawn by weight (uniform by default) among those that fit the budget.
-        `keep` pins some hyperparameters (mutation changes one and keeps the others)."""
+        `keep` pins some hyperparameters (mutation changes one and keeps the others); compute-only ones
+        take their default (else the first that fits), so no two draws differ only in how they compute."""
+        spec = get_op(name)
         feasible = [c for c in self.combos(name, dim) if c.params <= budget]
-        for key in get_op(name).hparams:
+        for key in spec.hparams:
             values = []
             for combo in feasible:
                 value = dict(combo.hparams)[key]
@@ -247,6 +251,8 @@ class Sampler:
                     values.append(value)
             if keep and key in keep and keep[key] in values:
                 value = keep[key]
+            elif key in spec.compute_only:
+                value = spec.defaults[key] if spec.defaults[key] in values else values[0]
             else:
                 value = choose(rng, [(v, self.weight(f"op.{name}.{key}", format_value(v))) for v in values])
             feasible = [c for c in feasible if dict(c.hparams)[key] == value]

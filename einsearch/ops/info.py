@@ -31,6 +31,10 @@ class OpInfo:
     # False for FFT-based forms: causal in exact arithmetic, but a later input moves earlier outputs
     # by rounding (~1e-16 relative). Tests then bound the leak instead of requiring identical outputs.
     exact_causal: bool = True
+    # hyperparameters that change how the output is computed (speed, memory), not what it is, e.g. a
+    # scan's chunk size. Search never draws or mutates them: a variant would train to the same figures
+    # and spend an evaluation. A user may still write them; tests check the output does not change.
+    compute_only: tuple[str, ...] = ()
     doc: str = ""
 
     @property
@@ -54,9 +58,11 @@ class OpInfo:
         return {"name": self.name, "category": self.category, "cost": self.cost,
                 "hparams": {k: list(v) for k, v in self.hparams.items()}, "defaults": dict(self.defaults),
                 "causal": self.causal, "noncausal": self.noncausal, "needs_seq_len": self.needs_seq_len,
-                "needs_context": list(self.needs_context), "exact_causal": self.exact_causal, "doc": self.doc}
+                "needs_context": list(self.needs_context), "exact_causal": self.exact_causal,
+                "compute_only": list(self.compute_only), "doc": self.doc}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OpInfo:
         return cls(**{**data, "hparams": {k: tuple(v) for k, v in data["hparams"].items()},
-                      "needs_context": tuple(data["needs_context"])})
+                      "needs_context": tuple(data["needs_context"]),
+                      "compute_only": tuple(data.get("compute_only", ()))})

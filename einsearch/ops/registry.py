@@ -10,7 +10,9 @@ Adding a primitive is one file with one decorator:
 
 The grammar reads the hyperparameter choices from here; no second list exists. A hyperparameter's
 default is the constructor's; `validate` states which widths and combinations work, once: the
-sampler and the checker skip what it rejects, and `create` refuses it with its message.
+sampler and the checker skip what it rejects, and `create` refuses it with its message. A
+hyperparameter that changes how the output is computed but not what it is (a scan's chunk size) is
+declared `compute_only`: search keeps its default, and tests/ops/test_compute_only.py holds it to that.
 """
 from __future__ import annotations
 
@@ -76,6 +78,7 @@ def register(
     needs_seq_len: bool = False,
     exact_causal: bool = True,
     needs_context: tuple[str, ...] = (),
+    compute_only: tuple[str, ...] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that adds a primitive to the registry under `name`."""
     if category not in CATEGORIES:
@@ -90,11 +93,13 @@ def register(
         if set(needs) - set(CONTEXT_KINDS) or tuple(getattr(cls, "context_needs", ())) != needs:
             raise ValueError(f"{name}: needs_context={needs!r} must be among {CONTEXT_KINDS} and equal "
                              f"the class's context_needs (a ContextConsumer)")
+        if set(compute_only) - set(hp):
+            raise ValueError(f"{name}: compute_only={tuple(compute_only)!r} names no hyperparameter of it")
         _REGISTRY[name] = OpSpec(
             name=name, cls=cls, category=category, cost=cost, hparams=hp, defaults=dflt,
             causal=causal, noncausal=noncausal, state_size=state_size, seq_flops=seq_flops,
             active_params=active_params, validate=validate, needs_seq_len=needs_seq_len, needs_context=needs,
-            exact_causal=exact_causal, doc=(cls.__doc__ or "").strip().split("\n")[0],
+            exact_causal=exact_causal, compute_only=tuple(compute_only), doc=(cls.__doc__ or "").strip().split("\n")[0],
         )
         cls.op_name = name
         if validate is not None:

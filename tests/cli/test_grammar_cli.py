@@ -21,7 +21,14 @@ def test_ops_json(cli):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows
     for row in rows:
-        assert {"name", "category", "causal", "cost", "hparams"} <= set(row)
+        assert {"name", "category", "causal", "cost", "hparams", "compute_only"} <= set(row)
+    assert {r["name"]: r["compute_only"] for r in rows}["deltanet"] == ["chunk"]
+
+
+def test_ops_table_marks_compute_only_hyperparameters(cli):
+    result = cli("ops")
+    assert result.exit_code == 0
+    assert "chunk*=" in result.output and "chunk=" not in result.output and "compute-only" in result.output
 
 
 def test_sample_json(cli):

@@ -95,3 +95,16 @@ def test_mixed_depth_mod_slots_respect_types():
     arch = parse("net(64, block(pre:rms, compose(seq(linear(2), act(gelu), linear(1)))))")
     slots = {s.path: s.slot for s in subtrees(arch, TASK, LIMITS)}
     assert slots[(0, 0, 0, 0)].w_out == 2 and slots[(0, 0, 0, 1)].w_in == 2
+
+
+def test_change_hparam_never_changes_a_compute_only_hyperparameter():
+    """A chunk size changes speed, not the function: a child differing only there would train to the same
+    figures and spend an evaluation (e45 of the mqar-cpu search was e27 with chunk=32)."""
+    arch = parse("net(64, repeat(2, block(pre:rms, deltanet(heads=4, chunk=64)), block(pre:rms, glu(expand=4, act=swish))))")
+    children = [change_hparam(arch, TASK, random.Random(seed), LIMITS) for seed in range(40)]
+    assert all(c is not None for c in children)
+    assert {str(c) for c in children} - {str(arch)}  # heads and the GLU still change
+    assert all("chunk=64" in str(c) and "chunk=16" not in str(c) and "chunk=32" not in str(c) for c in children)
+    only_chunk = parse("net(64, block(pre:rms, deltanet(heads=4, chunk=64)))")
+    assert all("chunk=64" in str(c) for seed in range(20)
+               if (c := change_hparam(only_chunk, TASK, random.Random(seed), LIMITS)) is not None)

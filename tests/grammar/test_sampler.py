@@ -8,7 +8,7 @@ from einsearch import Arch, ArchError, build, check, parse, sample
 from einsearch.tasks import get_task
 from einsearch.grammar.parser import grammar_parser
 from einsearch.grammar.sampler import Limits, Sampler, load_weights
-from einsearch.ops import list_ops
+from einsearch.ops import get_op, list_ops
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +124,21 @@ def _mod_depth(node) -> int:
     `max_mod_depth` bounds (leaves such as linear or act add none)."""
     here = node.kind in ("seq", "branch", "split", "attend", "permute")
     return here + max((_mod_depth(c) for c in node.children), default=0)
+
+
+def test_compute_only_hyperparameters_are_no_choice_point(causal_samples):
+    """The sampler gives a chunk size its default: draws never differ only in how they compute."""
+    weights = load_weights()
+    drawn = 0
+    for spec in list_ops():
+        for key in spec.compute_only:
+            assert f"op.{spec.name}.{key}" not in weights
+    for arch in causal_samples:
+        for node in arch.root.walk():
+            if node.kind == "op":
+                spec = get_op(node.args[0])
+                for key, value in node.args[1]:
+                    if key in spec.compute_only:
+                        drawn += 1
+                        assert value == spec.defaults[key], (str(arch), key)
+    assert drawn > 100  # the samples do contain chunked scans

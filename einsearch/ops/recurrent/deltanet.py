@@ -34,7 +34,9 @@ def delta_state_size(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "deltanet", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},    state_size=delta_state_size, seq_flops=delta_seq_flops, validate=validate_heads,
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},
+    state_size=delta_state_size, seq_flops=delta_seq_flops, validate=validate_heads,
+    compute_only=("chunk",),
 )
 class DeltaNet(nn.Module):
     """S_t = S_{t-1} + beta_t k_t (v_t - S_{t-1}^T k_t)^T, o_t = S_t^T q_t, per head.

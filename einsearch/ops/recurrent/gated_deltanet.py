@@ -13,7 +13,9 @@ from einsearch.ops.registry import register
 
 @register(
     "gated_deltanet", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},    state_size=delta_state_size, seq_flops=delta_seq_flops, validate=validate_heads,
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},
+    state_size=delta_state_size, seq_flops=delta_seq_flops, validate=validate_heads,
+    compute_only=("chunk",),
 )
 class GatedDeltaNet(DeltaNet):
     """S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T, o_t = S_t^T q_t, per head.

@@ -28,8 +28,10 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "gla", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},    state_size=lambda dim, seq_len, hp: dim * dim // (2 * hp["heads"]), seq_flops=_seq_flops,
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},
+    state_size=lambda dim, seq_len, hp: dim * dim // (2 * hp["heads"]), seq_flops=_seq_flops,
     validate=_validate,
+    compute_only=("chunk",),
 )
 class GLA(nn.Module):
     """S_t = diag(alpha_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, per head; keys dim/2 wide, values dim.

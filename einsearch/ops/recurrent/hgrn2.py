@@ -24,6 +24,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
     "hgrn2", category="recurrent", cost="L",
     hparams={"heads": (1, 2, 4, 8), "lower_bound": (0.0, 0.5, 0.9), "chunk": (16, 32, 64)},
     state_size=lambda dim, seq_len, hp: dim * dim // hp["heads"], seq_flops=_seq_flops, validate=_validate,
+    compute_only=("chunk",),
 )
 class HGRN2(nn.Module):
     """GLA form with tied key and forget gate: S_t = diag(f_t) S_{t-1} + (1 - f_t) v_t^T, o_t = S_t^T q_t.

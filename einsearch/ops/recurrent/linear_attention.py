@@ -59,6 +59,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
     hparams={"heads": (1, 2, 4, 8), "feature": FEATURES, "normalize": (False, True),
              "feature_dim": (8, 16), "chunk": (16, 32, 64)},
     state_size=_state_size, seq_flops=_seq_flops, validate=_validate,
+    compute_only=("chunk",),
 )
 class LinearAttention(nn.Module):
     """Multi-head linear attention: S_t = S_{t-1} + phi(k_t) v_t^T, o_t = S_t^T phi(q_t).

@@ -80,6 +80,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
     "mamba", category="ssm", cost="L",
     hparams={"d_state": (4, 8, 16), "expand": (1, 2), "chunk": (4, 8)},
     state_size=_state_size, seq_flops=_seq_flops,
+    compute_only=("chunk",),
 )
 class Mamba(nn.Module):
     """Mamba-1 block: in_proj -> (x, z); causal depthwise conv (d_conv 4) + SiLU on x;

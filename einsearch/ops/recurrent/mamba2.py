@@ -39,6 +39,7 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
     "mamba2", category="ssm", cost="L",
     hparams={"headdim": (16, 32, 64), "d_state": (16, 32, 64), "chunk": (16, 32, 64)},
     state_size=_state_size, seq_flops=_seq_flops, validate=_validate,
+    compute_only=("chunk",),
 )
 class Mamba2(nn.Module):
     """Mamba-2 block: in_proj -> (z, x, B, C, dt); causal short conv + SiLU on (x, B, C);

@@ -33,7 +33,9 @@ def _seq_flops(dim: int, seq_len: int, hp: dict) -> int:
 
 @register(
     "retnet", category="recurrent", cost="L",
-    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},    state_size=lambda dim, seq_len, hp: dim * dim // hp["heads"], seq_flops=_seq_flops, validate=_validate,
+    hparams={"heads": (1, 2, 4, 8), "chunk": (16, 32, 64)},
+    state_size=lambda dim, seq_len, hp: dim * dim // hp["heads"], seq_flops=_seq_flops, validate=_validate,
+    compute_only=("chunk",),
 )
 class RetNet(nn.Module):
     """Multi-scale retention: S_t = gamma_h S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, gamma_h = 1 - 2^(-5-h).
