@@ -18,7 +18,8 @@ import torch
 from einsearch.evaluators.allocator import keep_freed_memory
 from einsearch.ops import list_ops
 from einsearch.ops.kernels import loader as cpu_kernels
-from ops import build, fwd_bwd, machine_line, time_call, warm_up
+from op_timing import build, fwd_bwd, time_call, warm_up
+from ops import machine_line
 from results_md import RESULTS, write_section
 
 log = logging.getLogger("bench.cpu_kernels")
