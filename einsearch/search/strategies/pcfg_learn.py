@@ -6,6 +6,7 @@ The learned weights are the same flat dict the sampler reads (choice point -> al
 """
 from __future__ import annotations
 
+import logging
 import random
 import tomllib
 from collections import defaultdict
@@ -20,6 +21,8 @@ from einsearch.ops.registry import TOKEN_CATEGORIES
 from einsearch.search.base import Strategy
 from einsearch.search.registry import register_strategy
 from einsearch.search.types import Candidate, Result
+
+log = logging.getLogger(__name__)
 
 Weights = dict[str, dict[str, float]]
 
@@ -115,9 +118,13 @@ def weights_to_toml(weights: Weights) -> str:
 
 
 def read_weights(path: str | Path) -> Weights:
-    """Weights written by `weights_to_toml`; every table must be one the grammar knows."""
+    """Weights written by `weights_to_toml`; every table must be one the grammar knows. Tables of
+    compute-only hyperparameters (files from before they stopped being choice points) are skipped."""
     data = tomllib.loads(Path(path).read_text())
     known = load_weights()
+    for table in [t for t in data if t not in known and _is_compute_only(t)]:
+        log.info("%s: [%s] ignored: a compute-only hyperparameter, search keeps its default", path, table)
+        del data[table]
     for table, alts in data.items():
         if table not in known or not isinstance(alts, dict):
             raise UsageError(f"{path}: unknown choice point {table!r}")
@@ -125,6 +132,17 @@ def read_weights(path: str | Path) -> Weights:
         if bad:
             raise UsageError(f"{path}: [{table}] has unknown alternatives {', '.join(bad)}")
     return {table: {alt: float(w) for alt, w in alts.items()} for table, alts in {**known, **data}.items()}
+
+
+def _is_compute_only(table: str) -> bool:
+    """Whether `table` is `op.NAME.KEY` for a compute-only hyperparameter KEY of primitive NAME."""
+    parts = table.split(".")
+    if len(parts) != 3 or parts[0] != "op":
+        return False
+    try:
+        return parts[2] in get_op(parts[1]).compute_only
+    except KeyError:
+        return False
 
 
 @register_strategy("pcfg-learn")

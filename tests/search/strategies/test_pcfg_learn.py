@@ -40,3 +40,14 @@ def test_learned_weights_round_trip_through_toml(tmp_path):
     path.write_text('["nonsense"]\n"a" = 1\n')
     with pytest.raises(ValueError, match="unknown choice point 'nonsense'"):
         read_weights(path)
+
+
+def test_weights_from_before_chunk_sizes_left_search_still_load(tmp_path):
+    """Files learned when a scan's chunk size was a choice point keep working; that table is dropped."""
+    path = tmp_path / "old.toml"
+    path.write_text('["op.deltanet.chunk"]\n"16" = 0.2\n"32" = 0.3\n"64" = 0.5\n\n["op.deltanet.heads"]\n"8" = 2\n')
+    loaded = read_weights(path)
+    assert "op.deltanet.chunk" not in loaded and loaded["op.deltanet.heads"]["8"] == 2.0
+    path.write_text('["op.deltanet.bogus"]\n"1" = 1\n')
+    with pytest.raises(ValueError, match="unknown choice point 'op.deltanet.bogus'"):
+        read_weights(path)
