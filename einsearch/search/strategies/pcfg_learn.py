@@ -16,7 +16,7 @@ from einsearch.errors import UsageError
 from einsearch.grammar import Arch, Node, Sampler
 from einsearch.grammar.sampler import load_weights
 from einsearch.grammar.tree import format_value, format_width
-from einsearch.ops import get_op
+from einsearch.ops import get_op, list_ops
 from einsearch.ops.registry import TOKEN_CATEGORIES
 from einsearch.search.base import Strategy
 from einsearch.search.registry import register_strategy
@@ -122,7 +122,8 @@ def read_weights(path: str | Path) -> Weights:
     compute-only hyperparameters (files from before they stopped being choice points) are skipped."""
     data = tomllib.loads(Path(path).read_text())
     known = load_weights()
-    for table in [t for t in data if t not in known and _is_compute_only(t)]:
+    compute_only = {f"op.{spec.name}.{key}" for spec in list_ops() for key in spec.compute_only}
+    for table in [t for t in data if t in compute_only]:
         log.info("%s: [%s] ignored: a compute-only hyperparameter, search keeps its default", path, table)
         del data[table]
     for table, alts in data.items():
@@ -132,17 +133,6 @@ def read_weights(path: str | Path) -> Weights:
         if bad:
             raise UsageError(f"{path}: [{table}] has unknown alternatives {', '.join(bad)}")
     return {table: {alt: float(w) for alt, w in alts.items()} for table, alts in {**known, **data}.items()}
-
-
-def _is_compute_only(table: str) -> bool:
-    """Whether `table` is `op.NAME.KEY` for a compute-only hyperparameter KEY of primitive NAME."""
-    parts = table.split(".")
-    if len(parts) != 3 or parts[0] != "op":
-        return False
-    try:
-        return parts[2] in get_op(parts[1]).compute_only
-    except KeyError:
-        return False
 
 
 @register_strategy("pcfg-learn")
