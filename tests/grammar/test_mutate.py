@@ -100,7 +100,8 @@ def test_mixed_depth_mod_slots_respect_types():
 def test_change_hparam_never_changes_a_compute_only_hyperparameter():
     """A chunk size changes speed, not the function: a child differing only there would train to the same
     figures and spend an evaluation (e45 of the mqar-cpu search was e27 with chunk=32)."""
-    arch = parse("net(64, repeat(2, block(pre:rms, deltanet(heads=4, chunk=64)), block(pre:rms, glu(expand=4, act=swish))))")
+    glu = "block(pre:rms, glu(expand=4, act=swish))"
+    arch = parse(f"net(64, repeat(2, block(pre:rms, deltanet(heads=4, chunk=64)), {glu}))")
     children = [change_hparam(arch, TASK, random.Random(seed), LIMITS) for seed in range(40)]
     assert all(c is not None for c in children)
     assert {str(c) for c in children} - {str(arch)}  # heads and the GLU still change

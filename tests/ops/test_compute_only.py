@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from einsearch.ops import create, list_ops
+from einsearch.ops import create, get_op, list_ops
 from einsearch.ops.registry import register
 
 from tests.ops.checks import rel_err
@@ -28,7 +28,7 @@ def test_the_scans_declare_their_chunk_compute_only():
 
 @pytest.mark.parametrize("name,key,causal", _cases())
 def test_a_compute_only_hyperparameter_leaves_outputs_and_gradients_unchanged(name, key, causal, backend):
-    spec = next(s for s in list_ops() if s.name == name)
+    spec = get_op(name)
     torch.manual_seed(0)
     reference = create(name, DIM, causal=causal).double()
     x = torch.randn(BATCH, LENGTH, DIM, dtype=torch.float64, requires_grad=True)
