@@ -81,10 +81,34 @@ def test_evolution_metric_floor_keeps_non_learners_from_parenting():
     assert not parents <= learners  # unconstrained, the cheap non-learners win on state
     parents, learners = run(0.5)
     assert parents <= learners
-    with pytest.raises(UsageError, match="metric_floor needs objectives"):
-        make_strategy("evolution:metric_floor=0.5", TASK, steps=50, seed=0)
     with pytest.raises(UsageError, match="metric_floor must be a number"):
         make_strategy("evolution:metric_floor=high", TASK, steps=50, seed=0, extra={"objectives": ("metric", "state")})
+
+
+@pytest.mark.parametrize("objectives", [None, ("metric", "state")])
+def test_evolution_metric_floor_samples_fresh_until_a_member_reaches_it(objectives):
+    """A population all on a plateau holds nothing to breed from: children are fresh samples (no parent)
+    until a member reaches the floor; then, with one objective, only such members are parents."""
+    extra = {"metric_floor": 0.5} | ({"objectives": objectives} if objectives else {})
+    strategy = make_strategy("evolution:population=6,sample_size=2", TASK, steps=50, seed=0,
+                             limits=Limits(max_params=200_000), extra=extra,
+                             initial=[get_baseline(name, TASK) for name in SIX])
+
+    def tell(candidate, metric):
+        strategy.tell(candidate, Result(status="ok", metric_name="accuracy", metric=metric))
+
+    for candidate in [strategy.ask() for _ in range(6)]:
+        tell(candidate, 0.25)
+    for _ in range(4):  # everything below the floor: fresh samples, which also stay on the plateau
+        child = strategy.ask()
+        assert child.parents == () and child.op == "sample"
+        tell(child, 0.25)
+    learner = strategy.ask()
+    tell(learner, 0.9)
+    children = [strategy.ask() for _ in range(8)]
+    assert all(child.parents and child.op != "sample" for child in children)
+    if objectives is None:  # sample_size 2 of 6 would often draw two plateau members without the floor
+        assert {child.parents[0] for child in children} == {learner.arch.hash}
 
 
 def test_objective_vector_uses_the_decoding_state_size():

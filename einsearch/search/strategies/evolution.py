@@ -7,9 +7,12 @@ Children are valid by construction.
 With `objectives` (e.g. ('metric', 'state', 'params'); `--objectives`), selection is by Pareto rank:
 the contenders are ordered by their non-dominated front within the population, then by crowding
 distance (NSGA-II's order), so the population spreads along the accuracy/cost front.
-`metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction) makes members
-that miss it infeasible (Deb's constrained domination): they rank after every member that reaches it,
-so a model that learns nothing cannot hold the cheap end of the front by its zero state.
+`metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction) keeps members
+that miss it from breeding: with objectives they are infeasible (Deb's constrained domination) and rank
+after every member that reaches it, so a model that learns nothing cannot hold the cheap end of the front
+by its zero state; with one objective, parents are drawn only among the members that reach it. While no
+member reaches it, children are fresh samples: a population of models that all sit on a task's plateau
+(MQAR's guess among the values in context) holds nothing to breed from, only noise to select on.
 """
 from __future__ import annotations
 
@@ -34,8 +37,6 @@ class Evolution(Strategy):
                  objectives: Sequence[str] | None = None, metric_floor: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objectives = check_objectives(objectives) if objectives else None
-        if metric_floor is not None and not self.objectives:
-            raise UsageError("evolution: metric_floor needs objectives (e.g. --objectives accuracy,state)")
         if metric_floor is not None and (isinstance(metric_floor, bool) or not isinstance(metric_floor, (int, float))):
             raise UsageError(f"evolution: metric_floor must be a number, got {metric_floor!r}")
         self.metric_floor = None if metric_floor is None else float(metric_floor)
@@ -51,15 +52,18 @@ class Evolution(Strategy):
 
     def _propose(self, rng: random.Random) -> Candidate:
         # The first P candidates (baselines included) are the random initial population.
-        if self.n_asked < self.population_size or not self.population:
-            return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")
         members = list(self.population)
+        violations = self._violations(members)
+        if self.n_asked < self.population_size or not members or (violations and min(violations) > 0):
+            return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")
         if self.objectives:
-            order = pareto_order([values for _, values in members], self._violations(members))
+            order = pareto_order([values for _, values in members], violations)
             picked = sorted(rng.sample(range(len(members)), min(self.sample_size, len(members))),
                             key=lambda i: (order[i], i))
             contenders = [members[i] for i in picked]
         else:
+            if violations:
+                members = [member for member, short in zip(members, violations) if short == 0]
             contenders = rng.sample(members, min(self.sample_size, len(members)))
             contenders.sort(key=lambda member: member[1], reverse=True)
         parent = contenders[0][0]
@@ -81,9 +85,9 @@ class Evolution(Strategy):
         """Per member, how far its metric falls short of `metric_floor` (0: feasible)."""
         if self.metric_floor is None:
             return None
-        at = self.objectives.index("metric")
-        floor = self.metric_floor if self.task.higher_is_better else -self.metric_floor  # maximised, as values
-        return [max(0.0, floor - values[at]) for _, values in members]
+        floor = self.metric_floor if self.task.higher_is_better else -self.metric_floor  # maximised, as scores
+        at = self.objectives.index("metric") if self.objectives else None
+        return [max(0.0, floor - (values if at is None else values[at])) for _, values in members]
 
     def _observe(self, candidate: Candidate, result: Result) -> None:
         score = self.score(result)
