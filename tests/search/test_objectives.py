@@ -85,13 +85,11 @@ def test_evolution_metric_floor_keeps_non_learners_from_parenting():
         make_strategy("evolution:metric_floor=high", TASK, steps=50, seed=0, extra={"objectives": ("metric", "state")})
 
 
-@pytest.mark.parametrize("objectives", [None, ("metric", "state")])
-def test_evolution_metric_floor_samples_fresh_until_a_member_reaches_it(objectives):
-    """A population all on a plateau holds nothing to breed from: children are fresh samples (no parent)
-    until a member reaches the floor; then, with one objective, only such members are parents."""
-    extra = {"metric_floor": 0.5} | ({"objectives": objectives} if objectives else {})
+def test_evolution_metric_floor_samples_fresh_until_a_member_reaches_it():
+    """One objective: a population all on a plateau holds nothing to breed from, so children are fresh
+    samples (no parent) until a member reaches the floor; then only such members are parents."""
     strategy = make_strategy("evolution:population=6,sample_size=2", TASK, steps=50, seed=0,
-                             limits=Limits(max_params=200_000), extra=extra,
+                             limits=Limits(max_params=200_000), extra={"metric_floor": 0.5},
                              initial=[get_baseline(name, TASK) for name in SIX])
 
     def tell(candidate, metric):
@@ -107,8 +105,21 @@ def test_evolution_metric_floor_samples_fresh_until_a_member_reaches_it(objectiv
     tell(learner, 0.9)
     children = [strategy.ask() for _ in range(8)]
     assert all(child.parents and child.op != "sample" for child in children)
-    if objectives is None:  # sample_size 2 of 6 would often draw two plateau members without the floor
-        assert {child.parents[0] for child in children} == {learner.arch.hash}
+    # sample_size 2 of 6 would often draw two plateau members without the floor
+    assert {child.parents[0] for child in children} == {learner.arch.hash}
+
+
+def test_evolution_metric_floor_with_objectives_breeds_from_the_least_short():
+    """With objectives, a floor no member reaches (all baselines short of "solved") still breeds: the
+    closest to the floor ranks first among the infeasible."""
+    strategy = make_strategy("evolution:population=6,sample_size=6", TASK, steps=50, seed=0,
+                             limits=Limits(max_params=200_000),
+                             extra={"objectives": ("metric", "state"), "metric_floor": 0.9},
+                             initial=[get_baseline(name, TASK) for name in SIX])
+    candidates = [strategy.ask() for _ in range(6)]
+    for i, candidate in enumerate(candidates):
+        strategy.tell(candidate, Result(status="ok", metric_name="accuracy", metric=0.1 * i))
+    assert {strategy.ask().parents[0] for _ in range(4)} == {candidates[-1].arch.hash}
 
 
 def test_objective_vector_uses_the_decoding_state_size():

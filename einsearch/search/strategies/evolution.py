@@ -8,11 +8,13 @@ With `objectives` (e.g. ('metric', 'state', 'params'); `--objectives`), selectio
 the contenders are ordered by their non-dominated front within the population, then by crowding
 distance (NSGA-II's order), so the population spreads along the accuracy/cost front.
 `metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction) keeps members
-that miss it from breeding: with objectives they are infeasible (Deb's constrained domination) and rank
-after every member that reaches it, so a model that learns nothing cannot hold the cheap end of the front
-by its zero state; with one objective, parents are drawn only among the members that reach it. While no
-member reaches it, children are fresh samples: a population of models that all sit on a task's plateau
-(MQAR's guess among the values in context) holds nothing to breed from, only noise to select on.
+that miss it from breeding where others reach it. With objectives they are infeasible (Deb's constrained
+domination): they rank after every member that reaches it, the least short first, so a model that learns
+nothing cannot hold the cheap end of the front by its zero state. With one objective, parents are drawn
+only among the members that reach it, and while none does, children are fresh samples: a population whose
+members all sit on a task's plateau (MQAR's guess among the values in context) holds only noise to select
+on. (With objectives the least short member still breeds: there the floor is usually "solved", e.g. 0.9,
+and a search whose baselines all fall short of it should still climb from the closest.)
 """
 from __future__ import annotations
 
@@ -54,7 +56,8 @@ class Evolution(Strategy):
         # The first P candidates (baselines included) are the random initial population.
         members = list(self.population)
         violations = self._violations(members)
-        if self.n_asked < self.population_size or not members or (violations and min(violations) > 0):
+        on_plateau = bool(violations) and not self.objectives and min(violations) > 0
+        if self.n_asked < self.population_size or not members or on_plateau:
             return self._emit(self.fresh(Arch(self.sampler.net(rng)), rng), (), "sample")
         if self.objectives:
             order = pareto_order([values for _, values in members], violations)
