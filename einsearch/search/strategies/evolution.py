@@ -10,11 +10,10 @@ distance (NSGA-II's order), so the population spreads along the accuracy/cost fr
 `metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction) keeps members
 that miss it from breeding where others reach it. With objectives they are infeasible (Deb's constrained
 domination): they rank after every member that reaches it, the least short first, so a model that learns
-nothing cannot hold the cheap end of the front by its zero state. With one objective, parents are drawn
+nothing cannot hold the cheap end of the front by its zero state, and a floor of "solved" (e.g. 0.9) that
+no baseline reaches still lets the search climb from the closest. With one objective, parents are drawn
 only among the members that reach it, and while none does, children are fresh samples: a population whose
-members all sit on a task's plateau (MQAR's guess among the values in context) holds only noise to select
-on. (With objectives the least short member still breeds: there the floor is usually "solved", e.g. 0.9,
-and a search whose baselines all fall short of it should still climb from the closest.)
+members all sit on a task's plateau (MQAR's guess among the values in context) holds only noise to select on.
 """
 from __future__ import annotations
 
