@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 
 from quality_front import best_so_far, combined, compare, first_reaching
-from quality_run import TAG, finished, machine, save_plot, search
+from quality_run import TAG, finished, machine, save_plot, search, slug
 from results_md import write_section
 
 from einsearch.search.run import SearchConfig
@@ -56,7 +56,7 @@ def part_c(args, store: Store, results: Path) -> None:
 def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, int], timings: list[str],
               results: Path) -> str:
     """(c)'s section from the searches finished so far, written to `results`; its text."""
-    png = results.with_name("search_quality_curves.png")
+    png = results.with_name(f"search_quality_curves_{slug(args.task)}.png")
     plot_curves(curves, args.task, png)
     common = min(len(r) for runs in curves.values() for r in runs)  # evaluations every search reached
     marks = sorted({m for m in (4, 8, 16, 32, common) if 1 <= m <= common})
@@ -65,7 +65,7 @@ def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, in
     partial = "" if min(done) == args.seeds and len(curves) == len(args.strategies) else (
         f" **Partial: {sum(done)} of {args.seeds * len(args.strategies)} searches finished** (the same command "
         f"with the same `--out` goes on).")
-    lines = [f"## Search quality (c): strategies at equal budget {TAG}", "",
+    lines = [f"## Search quality (c): strategies at equal budget, `{args.task}` {TAG}", "",
              f"{combined(timings)}; {machine(args.executor, args.workers)}. Task `{args.task}`, budget "
              f"{args.budget} evaluations per search{limit}, from scratch (no seeding), {args.steps or 'recipe'} "
              f"steps, at most {args.max_params:,} parameters, {args.seeds} search seeds per strategy. Best accuracy "

@@ -148,7 +148,7 @@ def test_strategies_smoke_run_and_a_partial_section(tmp_path):
                     "--results", str(results), "--out", str(tmp_path)], check=True, capture_output=True)
     text = results.read_text()
     assert "| random | 6, 6 |" in text and "| pcfg-learn:refit_every=2 | 6, 6 |" in text and "Partial" not in text
-    assert (tmp_path / "search_quality_curves.png").stat().st_size > 1000
+    assert (tmp_path / "search_quality_curves_toy_causal.png").stat().st_size > 1000
 
     from quality_strategies import c_section
 
