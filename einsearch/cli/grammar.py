@@ -40,7 +40,8 @@ def ops(json: bool = JsonOpt) -> None:
 
 @app.command()
 def tasks(json: bool = JsonOpt) -> None:
-    """Every registered task with its defaults and its training recipe (what applies without --steps)."""
+    """Every registered task with its defaults, its training recipe (what applies without --steps) and its
+    plateau (the score before a model learns the task's skill; `evolution:metric_floor=auto` reads it)."""
     from einsearch.memo import DiskMemo
 
     rows = [dict(row) for row in DiskMemo("tasks").get("rows", _describe_tasks)]  # a function of the code
@@ -50,11 +51,12 @@ def tasks(json: bool = JsonOpt) -> None:
             emit_json(row)
         return
     table = Table(title="tasks")
-    for col in ("name", "causal", "metric", "default spec", "recipe"):
+    for col in ("name", "causal", "metric", "plateau", "default spec", "recipe"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["name"], "yes" if row["causal"] else "no", row["metric"], row["spec"] or row["doc"],
-                      described[row["name"]])
+        plateau = "-" if row["plateau"] is None else f"{row['plateau']:.3g}"
+        table.add_row(row["name"], "yes" if row["causal"] else "no", row["metric"], plateau,
+                      row["spec"] or row["doc"], described[row["name"]])
     console.print(table)
 
 
@@ -68,10 +70,11 @@ def _describe_tasks() -> list[dict]:
             task = cls()
             rows.append({"name": cls.name, "spec": task.spec, "causal": cls.causal, "metric": cls.metric,
                          "higher_is_better": cls.higher_is_better, "recipe": dataclasses.asdict(task.recipe),
+                         "plateau": task.plateau,
                          "doc": (cls.__doc__ or "").strip().split("\n")[0], "recipe_text": task.recipe.describe()})
         except Exception as err:  # a task that needs parameters (e.g. a data path) has no defaults
             rows.append({"name": cls.name, "spec": None, "causal": cls.causal, "metric": cls.metric,
-                         "higher_is_better": cls.higher_is_better, "recipe": None,
+                         "higher_is_better": cls.higher_is_better, "recipe": None, "plateau": None,
                          "doc": f"(needs parameters: {err})", "recipe_text": ""})
     return rows
 

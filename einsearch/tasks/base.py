@@ -99,6 +99,13 @@ class Task:
         return Recipe(batch_size=getattr(self, "batch_size", base.batch_size), lr=getattr(self, "lr", base.lr))
 
     @property
+    def plateau(self) -> float | None:
+        """The metric of a model that has learnt the output's format but not the skill the task tests,
+        where training sits before it learns that skill (MQAR: a guess among the values in context);
+        None where the task has no such level. Search reads it for `evolution:metric_floor=auto`."""
+        return None
+
+    @property
     def seq_len(self) -> int:
         raise NotImplementedError
 

@@ -83,6 +83,13 @@ class MQAR(TokenSequenceTask):
         return f"mqar:{params}"
 
     @property
+    def plateau(self) -> float:
+        """1/N: a model that knows a query's answer is one of the N values in context, but not which, guesses
+        among them (bench/RESULTS.md: baselines that cannot recall sit at 0.23-0.27 with N=4,
+        0.13 with N=8, 0.09-0.10 with N=16, where some learn a little more than the guess)."""
+        return 1.0 / self.pairs
+
+    @property
     def recipe(self) -> Recipe:
         """Up to T=64: a constant rate from the first step with AdamW's beta2 0.999 (bench/trainer_reference.py:
         the transformer baseline reaches 0.99 at about 300 steps, where warm-up + cosine with beta2 0.95 was

@@ -138,7 +138,8 @@ def test_baselines_sizes_out_of_range_name_the_option(cli, args, named):
 
 
 @pytest.mark.parametrize("strategy, named", [("evolution:population=1", "population"),
-                                             ("evolution:metric_floor=high", "metric_floor")])
+                                             ("evolution:metric_floor=high", "metric_floor"),
+                                             ("evolution:metric_floor=auto", "needs a task with a plateau")])
 def test_a_bad_strategy_option_is_one_line_and_never_reads_started(cli, tmp_path, strategy, named):
     url = f"sqlite:///{tmp_path / 'e.db'}"
     result = cli("search", "--task", TASK, "--strategy", strategy, "--budget", "2", "--executor", "fake",

@@ -92,8 +92,9 @@ def test_tasks_show_their_recipe(cli):
     short = rows["mqar-tiny"]["recipe"]
     assert short["schedule"] == "constant" and short["steps"] > 0 and short["lr"] > 0 and short["batch_size"] > 0
     assert rows["mqar-cpu"]["recipe"]["schedule"] == "cosine"
+    assert rows["mqar-cpu"]["plateau"] == 1 / 8 and rows["icl-regression"]["plateau"] is None
     table = cli("tasks")
-    assert table.exit_code == 0 and "recipe" in table.stdout
+    assert table.exit_code == 0 and "recipe" in table.stdout and "plateau" in table.stdout
 
 
 def test_search_steps_default_to_the_task_recipe(tmp_path):

@@ -109,6 +109,16 @@ def test_evolution_metric_floor_samples_fresh_until_a_member_reaches_it():
     assert {child.parents[0] for child in children} == {learner.arch.hash}
 
 
+def test_evolution_metric_floor_auto_sits_a_third_of_the_way_from_the_plateau():
+    def floor(spec):
+        return make_strategy("evolution:metric_floor=auto", get_task(spec), steps=50).metric_floor
+
+    assert floor("mqar:seq=64,pairs=4,vocab=128") == pytest.approx(0.5)
+    assert floor("mqar:seq=64,pairs=16,vocab=128") == pytest.approx(0.375)
+    with pytest.raises(UsageError, match="metric_floor=auto needs a task with a plateau.*icl-regression"):
+        make_strategy("evolution:metric_floor=auto", get_task("icl-regression"), steps=50)
+
+
 def test_evolution_metric_floor_with_objectives_breeds_from_the_least_short():
     """With objectives, a floor no member reaches (all baselines short of "solved") still breeds: the
     closest to the floor ranks first among the infeasible."""

@@ -55,3 +55,17 @@ def test_short_mqar_recipe_spends_no_steps_on_warm_up_or_decay():
     assert rates == [1.0] * cfg.steps  # the peak rate from the first step to the last
     longer = get_task("mqar-cpu").recipe  # T=128: warm-up + cosine over thousands of steps
     assert longer.schedule == "cosine" and longer.steps >= 2000
+
+
+@pytest.mark.parametrize("pairs", [4, 16])
+def test_plateau_is_the_score_of_guessing_among_the_values_in_context(pairs):
+    """A predictor that knows the answer is one of the context's values but not which one scores 1/N."""
+    task = get_task(f"mqar:seq=64,pairs={pairs},vocab=128")
+    gen = torch.Generator().manual_seed(0)
+    inputs, labels = mqar_batch(4096, 64, pairs, 128, gen)
+    values = inputs[:, 1:2 * pairs:2]  # (B, N): the values of the context
+    guess = values.gather(1, torch.randint(0, pairs, (4096, 1), generator=gen))  # one per sequence
+    queried = labels != -100
+    accuracy = (labels == guess).logical_and(queried).sum() / queried.sum()
+    assert task.plateau == 1 / pairs
+    assert accuracy.item() == pytest.approx(task.plateau, abs=0.01)

@@ -7,8 +7,9 @@ Children are valid by construction.
 With `objectives` (e.g. ('metric', 'state', 'params'); `--objectives`), selection is by Pareto rank:
 the contenders are ordered by their non-dominated front within the population, then by crowding
 distance (NSGA-II's order), so the population spreads along the accuracy/cost front.
-`metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction) keeps members
-that miss it from breeding where others reach it. With objectives they are infeasible (Deb's constrained
+`metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction, or `auto` from the
+task's plateau where it has one, as MQAR does) keeps members that miss it from breeding where others reach
+it. With objectives they are infeasible (Deb's constrained
 domination): they rank after every member that reaches it, the least short first, so a model that learns
 nothing cannot hold the cheap end of the front by its zero state, and a floor of "solved" (e.g. 0.9) that
 no baseline reaches still lets the search climb from the closest. With one objective, parents are drawn
@@ -38,9 +39,7 @@ class Evolution(Strategy):
                  objectives: Sequence[str] | None = None, metric_floor: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objectives = check_objectives(objectives) if objectives else None
-        if metric_floor is not None and (isinstance(metric_floor, bool) or not isinstance(metric_floor, (int, float))):
-            raise UsageError(f"evolution: metric_floor must be a number, got {metric_floor!r}")
-        self.metric_floor = None if metric_floor is None else float(metric_floor)
+        self.metric_floor = self._floor(metric_floor)
         sample_size = min(5, population) if sample_size is None else sample_size
         if population < 2 or not 1 <= sample_size <= population:
             raise UsageError(f"evolution needs population >= 2 and 1 <= sample_size <= population, "
@@ -82,6 +81,19 @@ class Evolution(Strategy):
         if child is None:
             child, op = mutate.resample(parent, self.task, rng, self.limits), "resample"
         return self._emit(self.fresh(child, rng), (parent.hash,), op)
+
+    def _floor(self, metric_floor: float | str | None) -> float | None:
+        """The floor in the metric's units; 'auto': a third of the way from the task's plateau to a perfect
+        score (MQAR with 4 pairs: 0.5, with 16: 0.375), so it sits clear of the plateau's noise."""
+        if metric_floor == "auto":
+            plateau = self.task.plateau
+            if plateau is None or not self.task.higher_is_better:
+                raise UsageError(f"evolution: metric_floor=auto needs a task with a plateau, and {self.task.spec} "
+                                 f"has none: give the floor as a number")
+            return plateau + (1.0 - plateau) / 3
+        if metric_floor is not None and (isinstance(metric_floor, bool) or not isinstance(metric_floor, (int, float))):
+            raise UsageError(f"evolution: metric_floor must be a number or auto, got {metric_floor!r}")
+        return None if metric_floor is None else float(metric_floor)
 
     def _violations(self, members: list) -> list[float] | None:
         """Per member, how far its metric falls short of `metric_floor` (0: feasible)."""
