@@ -117,3 +117,18 @@ def append_cache(cache: torch.Tensor, new: torch.Tensor, keep: int | None = None
     """Append new (B, H, 1, d) to cache (B, H, T, d) along positions; keep only the last `keep`."""
     out = torch.cat([cache, new], dim=2)
     return out if keep is None else out[:, :, -keep:]
+
+
+def kv_state_with_position(batch: int, heads: int, head_dim: int, like: torch.Tensor, device=None,
+                           dtype=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An empty KV cache and a position counter at 0: the decoding state of attention with rotary
+    positions whose cache is cut to a window (it cannot tell the position from the cache's length)."""
+    keys, values = empty_kv_cache(batch, heads, head_dim, like, device, dtype)
+    return keys, values, torch.zeros((), dtype=torch.long, device=device or like.device)
+
+
+def explicit_attention_weights(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Softmax attention weights over the allowed keys, built as a whole (B, H, L, L) matrix: q, k
+    (B, H, L, d), allowed (L, L) bool. For analysis and tests; O(L^2) memory."""
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, L, L)
+    return scores.masked_fill(~allowed, float("-inf")).softmax(-1)

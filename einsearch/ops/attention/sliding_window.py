@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from einsearch.ops.common import merge_heads
-from einsearch.ops.attention.common import QKV, append_cache, empty_kv_cache, check_heads, local_attention
+from einsearch.ops.attention.common import (QKV, append_cache, check_heads, explicit_attention_weights,
+                                            kv_state_with_position, local_attention)
 from einsearch.ops.registry import register
 
 
@@ -56,13 +57,10 @@ class SlidingWindowAttention(nn.Module):
         i = torch.arange(length, device=x.device)[:, None]
         j = torch.arange(length, device=x.device)[None, :]
         allowed = ((j <= i) & (i - j < self.window)) if self.causal else (i - j).abs() < self.window
-        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, L, L)
-        return scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+        return explicit_attention_weights(q, k, allowed)
 
     def init_state(self, batch: int, device=None, dtype=None) -> tuple[torch.Tensor, ...]:
-        weight = self.out.weight
-        keys, values = empty_kv_cache(batch, self.qkv.heads, self.qkv.head_dim, weight, device, dtype)
-        return keys, values, torch.zeros((), dtype=torch.long, device=device or weight.device)
+        return kv_state_with_position(batch, self.qkv.heads, self.qkv.head_dim, self.out.weight, device, dtype)
 
     def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]):
         """x_t (B, D) -> y_t (B, D); state (keys, values of the last < window positions, position)."""
