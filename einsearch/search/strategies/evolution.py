@@ -9,12 +9,12 @@ the contenders are ordered by their non-dominated front within the population, t
 distance (NSGA-II's order), so the population spreads along the accuracy/cost front.
 `metric_floor` (e.g. `evolution:metric_floor=0.5`, in the metric's units and direction, or `auto` from the
 task's plateau where it has one, as MQAR does) keeps members that miss it from breeding where others reach
-it. With objectives they are infeasible (Deb's constrained
-domination): they rank after every member that reaches it, the least short first, so a model that learns
-nothing cannot hold the cheap end of the front by its zero state, and a floor of "solved" (e.g. 0.9) that
-no baseline reaches still lets the search climb from the closest. With one objective, parents are drawn
-only among the members that reach it, and while none does, children are fresh samples: a population whose
-members all sit on a task's plateau (MQAR's guess among the values in context) holds only noise to select on.
+it. With objectives they are infeasible (Deb's constrained domination): they rank after every member that
+reaches it, the least short first, so a model that learns nothing cannot hold the cheap end of the front by
+its zero state, and a floor of "solved" (e.g. 0.9) that no baseline reaches still lets the search climb from
+the closest. With one objective, parents are drawn only among the members that reach it, and while none
+does, children are fresh samples: a population whose members all sit on a task's plateau (MQAR's guess among
+the values in context) holds only noise to select on.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Evolution(Strategy):
     name = "evolution"
 
     def __init__(self, *args, population: int = 20, sample_size: int | None = None, crossover: float = 0.0,
-                 objectives: Sequence[str] | None = None, metric_floor: float | None = None, **kwargs):
+                 objectives: Sequence[str] | None = None, metric_floor: float | str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objectives = check_objectives(objectives) if objectives else None
         self.metric_floor = self._floor(metric_floor)
