@@ -109,12 +109,15 @@ def test_evolution_metric_floor_samples_fresh_until_a_member_reaches_it():
     assert {child.parents[0] for child in children} == {learner.arch.hash}
 
 
-def test_evolution_metric_floor_auto_sits_a_third_of_the_way_from_the_plateau():
+def test_evolution_metric_floor_auto_sits_a_third_of_the_way_from_the_plateau_and_a_lower_one_warns():
     def floor(spec):
         return make_strategy("evolution:metric_floor=auto", get_task(spec), steps=50).metric_floor
 
     assert floor("mqar:seq=64,pairs=4,vocab=128") == pytest.approx(0.5)
     assert floor("mqar:seq=64,pairs=16,vocab=128") == pytest.approx(0.375)
+    assert make_strategy("evolution:metric_floor=auto", get_task("mqar-cpu"), steps=50).warning is None
+    low = make_strategy("evolution:metric_floor=0.2", get_task("mqar:seq=64,pairs=4,vocab=128"), steps=50)
+    assert "not above mqar:seq=64,pairs=4,vocab=128,random_fill=False's plateau (0.25)" in low.warning
     with pytest.raises(UsageError, match="metric_floor=auto needs a task with a plateau.*icl-regression"):
         make_strategy("evolution:metric_floor=auto", get_task("icl-regression"), steps=50)
 

@@ -18,6 +18,7 @@ the values in context) holds only noise to select on.
 """
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from typing import Sequence
@@ -30,6 +31,8 @@ from einsearch.search.pareto import pareto_order
 from einsearch.search.registry import register_strategy
 from einsearch.search.types import Candidate, Result
 
+log = logging.getLogger(__name__)
+
 
 @register_strategy("evolution")
 class Evolution(Strategy):
@@ -40,6 +43,11 @@ class Evolution(Strategy):
         super().__init__(*args, **kwargs)
         self.objectives = check_objectives(objectives) if objectives else None
         self.metric_floor = self._floor(metric_floor)
+        plateau = self.task.plateau if self.task.higher_is_better else None
+        if self.metric_floor is not None and plateau is not None and self.metric_floor <= plateau:
+            self.warning = (f"metric_floor {self.metric_floor:g} is not above {self.task.spec}'s plateau "
+                            f"({plateau:.3g}): members that learned nothing will still breed")
+            log.warning(self.warning)
         sample_size = min(5, population) if sample_size is None else sample_size
         if population < 2 or not 1 <= sample_size <= population:
             raise UsageError(f"evolution needs population >= 2 and 1 <= sample_size <= population, "
