@@ -23,6 +23,10 @@ from concurrent.futures import ProcessPoolExecutor
 from results_md import write_section
 
 
+def at_a_time(workers: int) -> str:
+    return f"{workers} training{'s' * (workers > 1)} at a time"
+
+
 def train(name: str, spec: str, steps: int | None, seed: int, width: int) -> dict:
     import torch
 
@@ -89,8 +93,8 @@ def report(runs: list[dict], spec: str, args: argparse.Namespace, wall: float, s
     recipe = get_task(spec).recipe
     lines = [f"## Task separation, `{spec}` (bench/task_separation.py)", "",
              f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-             f"(load average {os.getloadavg()[0]:.1f} at the end), "
-             f"{args.workers} trainings at a time, 1 torch thread each; {wall / 60:.0f} min wall for the run. "
+             f"(load average {os.getloadavg()[0]:.1f} at the end), {at_a_time(args.workers)}, 1 torch thread each; "
+             f"{wall / 60:.0f} min wall for the run. "
              f"Recipe: {recipe.describe()}" + (f" (steps overridden: {steps})" if steps else "")
              + f". Width {args.width}, unit stacked twice; metric on held-out batches; seeds 0..{args.seeds - 1}.",
              "", "| baseline | params | decoding state | final per seed | best on curve | s/step | curve (seed 0) |",
@@ -119,7 +123,8 @@ def matrix(runs: list[dict], suite: str, specs: list[str], args: argparse.Namesp
     mean = {n: sum(score.get((n, s)) or 0.0 for s in specs) / len(specs) for n in names}
     lines = [f"## Task separation, `{suite}` (bench/task_separation.py)", "",
              f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores (load average "
-             f"{os.getloadavg()[0]:.1f} at the end), {args.workers} trainings at a time, 1 torch thread each; {wall / 60:.0f} min wall. Each member at its recipe "
+             f"{os.getloadavg()[0]:.1f} at the end), {at_a_time(args.workers)}, 1 torch thread each; "
+             f"{wall / 60:.0f} min wall. Each member at its recipe "
              f"({get_task(specs[0]).recipe.describe()}); width {args.width}, unit stacked twice; accuracy on "
              f"held-out batches (recall positions only), seed 0. Failed or missing runs count 0 in the mean.", "",
              "| baseline | params (first task) | " + " | ".join(short) + " | mean |",
