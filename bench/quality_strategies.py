@@ -35,7 +35,7 @@ def plot_curves(curves: dict[str, list[list[float]]], task: str, path: Path) -> 
 def part_c(args, store: Store, results: Path) -> None:
     """Seed by seed, every strategy once: a run cut short still compares all of them on the seeds it
     reached; the section is rewritten after each search."""
-    curves: dict[str, list[list[float]]] = {spec: [] for spec in args.strategies}
+    metrics: dict[str, list[list[float | None]]] = {spec: [] for spec in args.strategies}  # per search, None: failed
     failures = dict.fromkeys(args.strategies, 0)
     timings: list[str] = []
     for seed in range(args.seeds):
@@ -47,15 +47,17 @@ def part_c(args, store: Store, results: Path) -> None:
                                   time_limit_s=args.time_limit and 60 * args.time_limit)
             timings.append(search(store, config, args.out))
             records = finished(store, config.name)
-            curves[spec].append(best_so_far([r.metric if r.status == "ok" else None for r in records]))
+            metrics[spec].append([r.metric if r.status == "ok" else None for r in records])
             failures[spec] += sum(r.status != "ok" for r in records)
-            text = c_section(args, {k: v for k, v in curves.items() if v}, failures, timings, results)
+            text = c_section(args, {k: v for k, v in metrics.items() if v}, failures, timings, results)
     print(text, flush=True)
 
 
-def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, int], timings: list[str],
+def c_section(args, metrics: dict[str, list[list[float | None]]], failures: dict[str, int], timings: list[str],
               results: Path) -> str:
-    """(c)'s section from the searches finished so far, written to `results`; its text."""
+    """(c)'s section from the searches finished so far (each one's metrics in order), written to `results`;
+    its text."""
+    curves = {spec: [best_so_far(values) for values in runs] for spec, runs in metrics.items()}
     png = results.with_name(f"search_quality_curves_{slug(args.task)}.png")
     plot_curves(curves, args.task, png)
     common = min(len(r) for runs in curves.values() for r in runs)  # evaluations every search reached
@@ -73,7 +75,8 @@ def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, in
              f"{common}.{partial}", "",
              f"![best so far]({png.name})", "",
              "| strategy | evaluations per search | " + " | ".join(f"best @ {m}" for m in marks)
-             + f" | best at the end | first >= {args.threshold:g} at | failed |", "|---|---|" + "---|" * (len(marks) + 3)]
+             + f" | best at the end | first >= {args.threshold:g} at | evaluations >= {args.threshold:g} | failed |",
+             "|---|---|" + "---|" * (len(marks) + 4)]
 
     def cell(values: list[float]) -> str:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -82,15 +85,17 @@ def c_section(args, curves: dict[str, list[list[float]]], failures: dict[str, in
     for spec, runs in curves.items():
         counts = ", ".join(str(len(r)) for r in runs)
         reached = ", ".join(str(first_reaching(r, args.threshold) or "-") for r in runs)
+        solving = ", ".join(str(sum(v is not None and v >= args.threshold for v in values)) for values in metrics[spec])
         lines.append(f"| {spec} | {counts} | " + " | ".join(cell([r[m - 1] for r in runs]) for m in marks)
-                     + f" | {cell([r[-1] for r in runs])} | {reached} | {failures[spec]} |")
+                     + f" | {cell([r[-1] for r in runs])} | {reached} | {solving} | {failures[spec]} |")
     at = {spec: statistics.mean(r[common - 1] for r in runs) for spec, runs in curves.items()}
     pcfg = next((s for s in at if s.startswith("pcfg-learn")), None)
     if pcfg and "random" in at:
         lines += ["", f"At {common} evaluations, {pcfg} ({at[pcfg]:.3f}) {compare(at[pcfg], at['random'])} random "
                       f"({at['random']:.3f}) on the mean best found (a match: within 0.005). \"first >= "
                       f"{args.threshold:g} at\": the evaluation after which each search's best first reached it "
-                      f"(-: not within its budget)."]
+                      f"(-: not within its budget); \"evaluations >= {args.threshold:g}\": how many of each search's "
+                      f"candidates did, which tells strategies apart where the best saturates."]
     text = "\n".join(lines)
     write_section(text, results)
     return text

@@ -154,12 +154,13 @@ def test_strategies_smoke_run_and_a_partial_section(tmp_path):
 
     args = argparse.Namespace(task="toy-causal", budget=3, time_limit=None, steps=2, max_params=1000, seeds=2,
                               strategies=["random", "tpe"], executor="fake", workers=1, threshold=0.35)
-    cut = c_section(args, {"random": [[0.1, 0.2, 0.2], [0.3, 0.3, 0.4]], "tpe": [[0.2, 0.5, 0.5]]},
-                    {"random": 0, "tpe": 0}, [], tmp_path / "partial.md")
+    cut = c_section(args, {"random": [[0.1, 0.2, 0.2], [0.3, 0.3, 0.4]], "tpe": [[0.2, None, 0.5]]},
+                    {"random": 0, "tpe": 1}, [], tmp_path / "partial.md")
     assert "**Partial: 3 of 4 searches finished**" in cut
-    # best @ 3 (every search reached 3), at the end, the evaluation where each search first reached 0.35
-    assert "| random | 3, 3 | 0.300 ± 0.141 | 0.300 ± 0.141 | -, 3 | 0 |" in cut
-    assert "| tpe | 3 | 0.500 ± 0.000 | 0.500 ± 0.000 | 2 | 0 |" in cut
+    # best @ 3 (every search reached 3), at the end, the evaluation where each search first reached 0.35,
+    # how many of each search's candidates reached it
+    assert "| random | 3, 3 | 0.300 ± 0.141 | 0.300 ± 0.141 | -, 3 | 0, 1 | 0 |" in cut
+    assert "| tpe | 3 | 0.500 ± 0.000 | 0.500 ± 0.000 | 3 | 1 | 1 |" in cut  # a failure keeps the best
 
 
 def test_first_reaching_and_compare():
