@@ -42,8 +42,8 @@ class Evolution(Strategy):
                  objectives: Sequence[str] | None = None, metric_floor: float | str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objectives = check_objectives(objectives) if objectives else None
-        self.metric_floor = self._floor(metric_floor)
-        plateau = self.task.plateau if self.task.higher_is_better else None
+        plateau = self.task.plateau if self.task.higher_is_better else None  # a level on a 0-1 score
+        self.metric_floor = self._floor(metric_floor, plateau)
         if self.metric_floor is not None and plateau is not None and self.metric_floor <= plateau:
             self.warning = (f"metric_floor {self.metric_floor:g} is not above {self.task.spec}'s plateau "
                             f"({plateau:.3g}): members that learned nothing will still breed")
@@ -90,12 +90,11 @@ class Evolution(Strategy):
             child, op = mutate.resample(parent, self.task, rng, self.limits), "resample"
         return self._emit(self.fresh(child, rng), (parent.hash,), op)
 
-    def _floor(self, metric_floor: float | str | None) -> float | None:
+    def _floor(self, metric_floor: float | str | None, plateau: float | None) -> float | None:
         """The floor in the metric's units; 'auto': a third of the way from the task's plateau to a perfect
         score (MQAR with 4 pairs: 0.5, with 16: 0.375), so it sits clear of the plateau's noise."""
         if metric_floor == "auto":
-            plateau = self.task.plateau
-            if plateau is None or not self.task.higher_is_better:
+            if plateau is None:
                 raise UsageError(f"evolution: metric_floor=auto needs a task with a plateau, and {self.task.spec} "
                                  f"has none: give the floor as a number")
             return plateau + (1.0 - plateau) / 3
