@@ -90,6 +90,30 @@ class Strategy:
             return None
         return result.metric if self.task.higher_is_better else -result.metric
 
+    def floor_from(self, metric_floor: float | str | None, consequence: str) -> float | None:
+        """A `metric_floor` option in the metric's units. 'auto': a third of the way from the task's plateau
+        to a perfect score (MQAR with 4 pairs: 0.5, with 16: 0.375), so it sits clear of the plateau's noise.
+        A floor at or below the plateau sets `warning`, which says the `consequence`."""
+        plateau = self.task.plateau if self.task.higher_is_better else None  # a level on a 0-1 score
+        if metric_floor == "auto":
+            if plateau is None:
+                raise UsageError(f"{self.name}: metric_floor=auto needs a task with a plateau, and {self.task.spec} "
+                                 f"has none: give the floor as a number")
+            return plateau + (1.0 - plateau) / 3
+        if metric_floor is None:
+            return None
+        if isinstance(metric_floor, bool) or not isinstance(metric_floor, (int, float)):
+            raise UsageError(f"{self.name}: metric_floor must be a number or auto, got {metric_floor!r}")
+        if plateau is not None and metric_floor <= plateau:
+            self.warning = (f"metric_floor {metric_floor:g} is not above {self.task.spec}'s plateau "
+                            f"({plateau:.3g}): {consequence}")
+            log.warning(self.warning)
+        return float(metric_floor)
+
+    def reaches_floor(self, score: float, floor: float | None) -> bool:
+        """Whether a score (larger is better, as `score` gives) reaches a floor in the metric's units."""
+        return floor is None or score >= (floor if self.task.higher_is_better else -floor)
+
     def _mark(self, candidate: Candidate) -> None:
         self.seen.add(candidate.arch.hash)
         self.initial = [a for a in self.initial if a.hash != candidate.arch.hash]

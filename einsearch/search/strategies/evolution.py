@@ -18,7 +18,6 @@ the values in context) holds only noise to select on.
 """
 from __future__ import annotations
 
-import logging
 import random
 from collections import deque
 from typing import Sequence
@@ -31,8 +30,6 @@ from einsearch.search.pareto import pareto_order
 from einsearch.search.registry import register_strategy
 from einsearch.search.types import Candidate, Result
 
-log = logging.getLogger(__name__)
-
 
 @register_strategy("evolution")
 class Evolution(Strategy):
@@ -42,12 +39,7 @@ class Evolution(Strategy):
                  objectives: Sequence[str] | None = None, metric_floor: float | str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.objectives = check_objectives(objectives) if objectives else None
-        plateau = self.task.plateau if self.task.higher_is_better else None  # a level on a 0-1 score
-        self.metric_floor = self._floor(metric_floor, plateau)
-        if self.metric_floor is not None and plateau is not None and self.metric_floor <= plateau:
-            self.warning = (f"metric_floor {self.metric_floor:g} is not above {self.task.spec}'s plateau "
-                            f"({plateau:.3g}): members that learned nothing will still breed")
-            log.warning(self.warning)
+        self.metric_floor = self.floor_from(metric_floor, "members that learned nothing will still breed")
         sample_size = min(5, population) if sample_size is None else sample_size
         if population < 2 or not 1 <= sample_size <= population:
             raise UsageError(f"evolution needs population >= 2 and 1 <= sample_size <= population, "
@@ -89,18 +81,6 @@ class Evolution(Strategy):
         if child is None:
             child, op = mutate.resample(parent, self.task, rng, self.limits), "resample"
         return self._emit(self.fresh(child, rng), (parent.hash,), op)
-
-    def _floor(self, metric_floor: float | str | None, plateau: float | None) -> float | None:
-        """The floor in the metric's units; 'auto': a third of the way from the task's plateau to a perfect
-        score (MQAR with 4 pairs: 0.5, with 16: 0.375), so it sits clear of the plateau's noise."""
-        if metric_floor == "auto":
-            if plateau is None:
-                raise UsageError(f"evolution: metric_floor=auto needs a task with a plateau, and {self.task.spec} "
-                                 f"has none: give the floor as a number")
-            return plateau + (1.0 - plateau) / 3
-        if metric_floor is not None and (isinstance(metric_floor, bool) or not isinstance(metric_floor, (int, float))):
-            raise UsageError(f"evolution: metric_floor must be a number or auto, got {metric_floor!r}")
-        return None if metric_floor is None else float(metric_floor)
 
     def _violations(self, members: list) -> list[float] | None:
         """Per member, how far its metric falls short of `metric_floor` (0: feasible)."""

@@ -1,6 +1,11 @@
 """Estimation of distribution over the grammar: the PCFG's weights re-estimated from the choices
 made by the best architectures found so far, smoothed, then sampled from.
 
+With `metric_floor` (a number in the metric's units, or `auto` from the task's plateau, as evolution's),
+only candidates that reach it are fitted on, and until one does the weights stay the prior's: on a task
+whose candidates mostly sit on a plateau (MQAR's guess among the values in context), the top quarter of
+the history is otherwise plateau noise, and refitting toward it moves the weights away from what learns.
+
 The learned weights are the same flat dict the sampler reads (choice point -> alternative -> weight);
 `weights_to_toml` writes them so another search can start from them (`read_weights`).
 """
@@ -140,8 +145,10 @@ class PcfgLearn(Strategy):
     name = "pcfg-learn"
 
     def __init__(self, *args, weights: Weights | None = None, top_fraction: float = 0.25,
-                 refit_every: int = 10, rate: float = 0.5, smoothing: float = 1.0, **kwargs):
+                 refit_every: int = 10, rate: float = 0.5, smoothing: float = 1.0,
+                 metric_floor: float | str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.metric_floor = self.floor_from(metric_floor, "candidates that learned nothing will still be fitted on")
         if not 0 < top_fraction <= 1 or not 0 < rate <= 1 or refit_every < 1 or smoothing <= 0:
             raise UsageError("pcfg-learn needs 0 < top_fraction <= 1, 0 < rate <= 1, refit_every >= 1, "
                              "smoothing > 0")
@@ -159,7 +166,10 @@ class PcfgLearn(Strategy):
             return
         self._scored.append((score, candidate.arch))
         if len(self._scored) % self.refit_every == 0:
-            ranked = sorted(self._scored, key=lambda pair: pair[0], reverse=True)
+            ranked = sorted(((s, a) for s, a in self._scored if self.reaches_floor(s, self.metric_floor)),
+                            key=lambda pair: pair[0], reverse=True)
+            if not ranked:
+                return  # nothing learned yet: keep the weights
             top = [arch for _, arch in ranked[:max(1, round(self.top_fraction * len(ranked)))]]
             self.weights = reestimate(self.weights, top, self.rate, self.smoothing)
             self.sampler = Sampler(self.task, self.limits, weights=self.weights)
