@@ -43,11 +43,13 @@ bench-tasks: install
 	$(BIN)/python bench/scale.py
 
 # Issue 17 part 5's search-quality protocol: (a) Pareto fronts on three MQAR settings, (b) MAD at equal
-# parameters, (c) four strategies x 3 seeds. Hours of CPU: for a big machine (WORKERS=16).
+# parameters, (c) five strategies x 3 seeds; then those strategies on a landscape fitted to (c)'s runs.
+# Hours of CPU: for a big machine (WORKERS=16).
 .PHONY: bench-quality
 WORKERS ?= 2
 bench-quality: install
 	$(BIN)/python bench/search_quality.py all --workers $(WORKERS) --out bench-quality-stores
+	$(BIN)/python bench/strategy_landscape.py --store bench-quality-stores/quality.db --task mqar-cpu
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -23,6 +23,7 @@ exploit a solver once found); it does not replace the trained comparison, and th
 from few evaluations, biased toward what the stored searches chose to train.
 
     python bench/strategy_landscape.py --store DIR/quality.db --task 'mqar:seq=64,pairs=16,vocab=128' --steps 400
+    python bench/strategy_landscape.py --store bench-quality-stores/quality.db --task mqar-cpu   # after make bench-quality
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ from einsearch.storage.store import Store
 from einsearch.tasks import get_task
 
 STRATEGIES = ["random", "pcfg-learn:refit_every=4", "pcfg-learn:refit_every=4,metric_floor=auto",
+              "pcfg-learn:refit_every=4,metric_floor=auto,smoothing=0.1",
+              "pcfg-learn:refit_every=1,metric_floor=auto,smoothing=0.01,rate=1.0",
               "evolution:population=6,sample_size=3", "evolution:population=6,sample_size=3,metric_floor=auto", "tpe"]
 PSEUDO_COUNT = 4.0
 COMPOSED = "(composed)"
@@ -178,7 +181,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", required=True, help="a database of real evaluations (e.g. search_quality's)")
     parser.add_argument("--task", default="mqar:seq=64,pairs=16,vocab=128")
-    parser.add_argument("--steps", type=int, default=400, help="the stored evaluations' training steps")
+    parser.add_argument("--steps", type=int, help="the stored evaluations' training steps (default: the task's recipe)")
     parser.add_argument("--strategies", default=";".join(STRATEGIES), help="';'-separated")
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--budget", type=int, default=32)
@@ -198,6 +201,7 @@ def main(argv=None) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     task = get_task(args.task).spec
+    args.steps = args.steps or get_task(args.task).recipe.steps
     with Store.open(f"sqlite:///{args.store}", create=False) as store:
         records = [r for r in store.evaluations()
                    if r.task == task and r.steps == args.steps and r.status == "ok" and r.metric is not None]
