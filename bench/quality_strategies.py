@@ -89,10 +89,11 @@ def c_section(args, metrics: dict[str, list[list[float | None]]], failures: dict
         lines.append(f"| {spec} | {counts} | " + " | ".join(cell([r[m - 1] for r in runs]) for m in marks)
                      + f" | {cell([r[-1] for r in runs])} | {reached} | {solving} | {failures[spec]} |")
     at = {spec: statistics.mean(r[common - 1] for r in runs) for spec, runs in curves.items()}
-    pcfg = next((s for s in at if s.startswith("pcfg-learn")), None)
-    if pcfg and "random" in at:
-        lines += ["", f"At {common} evaluations, {pcfg} ({at[pcfg]:.3f}) {compare(at[pcfg], at['random'])} random "
-                      f"({at['random']:.3f}) on the mean best found (a match: within 0.005). \"first >= "
+    pcfgs = [s for s in at if s.startswith("pcfg-learn")]
+    if pcfgs and "random" in at:
+        versus = "; ".join(f"{pcfg} ({at[pcfg]:.3f}) {compare(at[pcfg], at['random'])} random" for pcfg in pcfgs)
+        lines += ["", f"At {common} evaluations, on the mean best found: {versus} ({at['random']:.3f}; a match: "
+                      f"within 0.005). \"first >= "
                       f"{args.threshold:g} at\": the evaluation after which each search's best first reached it "
                       f"(-: not within its budget); \"evaluations >= {args.threshold:g}\": how many of each search's "
                       f"candidates did, which tells strategies apart where the best saturates."]
