@@ -11,8 +11,8 @@ own ask/tell on it, so it can afford hundreds of seeds:
 - heritability h (the share of the store's trained children of a solver that solved too, from its
   lineage): the set of token mixers decides whether an architecture can solve (with chance/h, drawn once
   per set), and one that can solves with chance h (drawn once per architecture). An architecture's chance
-  stays the fitted one (at most h), and a child that keeps a solver's mixers solves with chance h, as the store's did;
-  without lineage in the store, or with `--heritability none`, each architecture is drawn on its own;
+  stays the fitted one (at most h), and a child that keeps a solver's mixers solves with chance h, as the
+  store's did; without lineage in the store, or with `--heritability none`, each one is drawn on its own;
 - draws are fixed per landscape seed (the search's seed), so a repeat gets its first result, as the store's
   cache gives; a solver scores one of the stored solvers' values, a non-solver one of the stored
   non-solvers' values, partial learners included, at random: a partial score is modelled as noise,
