@@ -110,9 +110,9 @@ class Strategy:
             log.warning(self.warning)
         return float(metric_floor)
 
-    def reaches_floor(self, score: float, floor: float | None) -> bool:
-        """Whether a score (larger is better, as `score` gives) reaches a floor in the metric's units."""
-        return floor is None or score >= (floor if self.task.higher_is_better else -floor)
+    def floor_as_score(self, floor: float) -> float:
+        """A floor in the metric's units on the scale of `score` (larger is better)."""
+        return floor if self.task.higher_is_better else -floor
 
     def _mark(self, candidate: Candidate) -> None:
         self.seen.add(candidate.arch.hash)

@@ -86,7 +86,7 @@ class Evolution(Strategy):
         """Per member, how far its metric falls short of `metric_floor` (0: feasible)."""
         if self.metric_floor is None:
             return None
-        floor = self.metric_floor if self.task.higher_is_better else -self.metric_floor  # maximised, as scores
+        floor = self.floor_as_score(self.metric_floor)
         at = self.objectives.index("metric") if self.objectives else None
         return [max(0.0, floor - (values if at is None else values[at])) for _, values in members]
 

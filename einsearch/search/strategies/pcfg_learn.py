@@ -168,8 +168,8 @@ class PcfgLearn(Strategy):
             return
         self._scored.append((score, candidate.arch))
         if len(self._scored) % self.refit_every == 0:
-            ranked = sorted(((s, a) for s, a in self._scored if self.reaches_floor(s, self.metric_floor)),
-                            key=lambda pair: pair[0], reverse=True)
+            floor = float("-inf") if self.metric_floor is None else self.floor_as_score(self.metric_floor)
+            ranked = sorted((pair for pair in self._scored if pair[0] >= floor), key=lambda pair: pair[0], reverse=True)
             if not ranked:
                 return  # nothing learned yet: keep the weights
             top = [arch for _, arch in ranked[:max(1, round(self.top_fraction * len(ranked)))]]
