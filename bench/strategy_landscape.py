@@ -43,6 +43,7 @@ from quality_run import now
 from results_md import RESULTS, write_section
 
 from einsearch import parse
+from einsearch.errors import EinsearchError, UsageError
 from einsearch.grammar import Arch, Limits
 from einsearch.ops import get_op
 from einsearch.ops.registry import TOKEN_CATEGORIES
@@ -91,7 +92,8 @@ def fit_landscape(evaluations: Iterable[tuple[str, float]], threshold: float) ->
     solved = [m for _, m in metric_of.values() if m >= threshold]
     unsolved = [m for _, m in metric_of.values() if m < threshold]
     if not solved or not unsolved:
-        raise SystemExit(f"the store needs solvers and non-solvers at {threshold:g}: {len(solved)} and {len(unsolved)}")
+        raise UsageError(f"the store needs solvers and non-solvers at {threshold:g}, and has {len(solved)} and "
+                         f"{len(unsolved)}")
     base = len(solved) / len(metric_of)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # mixer -> [evaluations, solvers]
     for arch, metric in metric_of.values():
@@ -136,8 +138,8 @@ def share(flags: list[bool]) -> str:
 
 def summary_row(spec: str, runs: list[list[float]], threshold: float, marks: list[int]) -> str:
     def found(m: int) -> str:
-        share = sum(any(v >= threshold for v in run[:m]) for run in runs) / len(runs)
-        return f"{share:.2f} ± {1.96 * (share * (1 - share) / len(runs)) ** 0.5:.2f}"
+        part = sum(any(v >= threshold for v in run[:m]) for run in runs) / len(runs)
+        return f"{part:.2f} ± {1.96 * (part * (1 - part) / len(runs)) ** 0.5:.2f}"
 
     def solvers(m: int) -> str:
         counts = [sum(v >= threshold for v in run[:m]) for run in runs]
@@ -187,35 +189,59 @@ def parse_args(argv=None):
     parser.add_argument("--budget", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=0.99)
     parser.add_argument("--max-params", type=int, default=175_000)
-    parser.add_argument("--heritability", default="auto", help="auto (from the store's lineage), none, or a number")
+    parser.add_argument("--heritability", default="auto", type=heritability_option,
+                        help="auto (from the store's lineage), none, or a number in (0, 1]")
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args(argv)
     args.strategies = [s.strip() for s in args.strategies.split(";") if s.strip()]
     return args
 
 
+def heritability_option(text: str) -> str | float:
+    if text in ("auto", "none"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be auto, none or a number in (0, 1], got {text!r}")
+    return value
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        run(args)
+    except EinsearchError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def run(args) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    task = get_task(args.task).spec
-    args.steps = args.steps or get_task(args.task).recipe.steps
+    task = get_task(args.task)
+    args.steps = args.steps or task.recipe.steps
+    for spec in args.strategies:  # a bad spec fails before minutes of simulation
+        make_strategy(spec, task, steps=args.steps)
     with Store.open(f"sqlite:///{args.store}", create=False) as store:
         records = [r for r in store.evaluations()
-                   if r.task == task and r.steps == args.steps and r.status == "ok" and r.metric is not None]
+                   if r.task == task.spec and r.steps == args.steps and r.status == "ok" and r.metric is not None]
         real_heirs = stored_heirs(store, records, args.threshold)
+    if not records:
+        raise UsageError(f"{args.store}: no finished evaluations of {task.spec} at {args.steps} steps (--task, --steps)")
     landscape = fit_landscape([(r.arch, r.metric) for r in records], args.threshold)
     if args.heritability == "auto":
         landscape.heritability = sum(real_heirs) / len(real_heirs) if real_heirs else None
     elif args.heritability != "none":
-        landscape.heritability = float(args.heritability)
+        landscape.heritability = args.heritability
     started = time.perf_counter()
     runs: dict[str, list[list[float]]] = {}
     heirs: dict[str, list[bool]] = {}
     for spec in args.strategies:
-        searches = [simulate(spec, landscape, task, args.steps, seed, args.budget, args.max_params, args.threshold)
+        searches = [simulate(spec, landscape, task.spec, args.steps, seed, args.budget, args.max_params, args.threshold)
                     for seed in range(args.seeds)]
         runs[spec] = [metrics for metrics, _ in searches]
         heirs[spec] = [flag for _, flags in searches for flag in flags]

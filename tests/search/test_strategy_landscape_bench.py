@@ -6,7 +6,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from strategy_landscape import COMPOSED, Landscape, fit_landscape, simulate, stored_heirs, summary_row  # noqa: E402
+from strategy_landscape import (COMPOSED, Landscape, fit_landscape, main, simulate, stored_heirs,  # noqa: E402
+                                summary_row)
 
 from einsearch import parse  # noqa: E402
 from einsearch.search.types import Candidate, Result  # noqa: E402
@@ -76,3 +77,16 @@ def test_with_heritability_the_mixers_decide_who_can_and_a_coin_who_does():
     heirs = [flags[1] for flags in solved.values() if flags[0]]
     assert sum(heirs) / len(heirs) == pytest.approx(0.5, abs=0.15)  # a sibling of a solver solves at h
     assert not any(landscape.metric(parse(GLA), seed) == 1.0 for seed in range(50))
+
+
+def test_bad_input_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match=r"^error: no database at .*none\.db"):
+        main(["--store", str(tmp_path / "none.db"), "--results", str(tmp_path / "r.md")])
+    with Store.open(f"sqlite:///{tmp_path / 'empty.db'}"):
+        pass
+    with pytest.raises(SystemExit, match=r"^error: .*empty\.db: no finished evaluations of mqar:seq=64,pairs=4"):
+        main(["--store", str(tmp_path / "empty.db"), "--task", "mqar:seq=64,pairs=4,vocab=128",
+              "--results", str(tmp_path / "r.md")])
+    with pytest.raises(SystemExit, match=r"^error: unknown strategy 'bogus'"):
+        main(["--store", str(tmp_path / "empty.db"), "--strategies", "random;bogus", "--results", str(tmp_path / "r.md")])
+    assert not (tmp_path / "r.md").exists()
