@@ -119,18 +119,32 @@ def matrix(runs: list[dict], suite: str, specs: list[str], args: argparse.Namesp
     date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
     names = list(dict.fromkeys(r["name"] for r in runs))
     short = [spec.split(":")[0] for spec in specs]
-    score = {(r["name"], r["task"]): (r["metric"] if r["status"] == "ok" else None) for r in runs if r["seed"] == 0}
-    mean = {n: sum(score.get((n, s)) or 0.0 for s in specs) / len(specs) for n in names}
+    per_seed: dict[tuple[str, str], list[float | None]] = {}
+    for r in runs:
+        per_seed.setdefault((r["name"], r["task"]), []).append(r["metric"] if r["status"] == "ok" else None)
+    # A failed seed counts 0, as a failed task does in the mean.
+    score = {key: sum(v or 0.0 for v in values) / len(values) for key, values in per_seed.items()}
+    mean = {n: sum(score.get((n, s), 0.0) for s in specs) / len(specs) for n in names}
+
+    def cell(name: str, spec: str) -> str:
+        values = per_seed.get((name, spec), [])
+        ok = [v for v in values if v is not None]
+        if not ok:
+            return "failed" if values else "missing"
+        text = f"{score[(name, spec)]:.3f}" + (f" ({min(ok):.3f}-{max(ok):.3f})" if len(values) > 1 else "")
+        return text + (f", {len(values) - len(ok)} failed" if len(ok) < len(values) else "")
+
+    seeds = "seed 0" if args.seeds == 1 else f"mean of seeds 0..{args.seeds - 1} (lowest-highest)"
     lines = [f"## Task separation, `{suite}` (bench/task_separation.py)", "",
              f"{date}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores (load average "
              f"{os.getloadavg()[0]:.1f} at the end), {at_a_time(args.workers)}, 1 torch thread each; "
              f"{wall / 60:.0f} min wall. Each member at its recipe "
              f"({get_task(specs[0]).recipe.describe()}); width {args.width}, unit stacked twice; accuracy on "
-             f"held-out batches (recall positions only), seed 0. Failed or missing runs count 0 in the mean.", "",
+             f"held-out batches (scored positions only), {seeds}. Failed or missing runs count 0 in the mean.", "",
              "| baseline | params (first task) | " + " | ".join(short) + " | mean |",
              "|---|---|" + "---|" * (len(specs) + 1)]
     for name in sorted(names, key=lambda n: -mean[n]):
-        cells = [("failed" if score.get((name, s)) is None else f"{score[(name, s)]:.3f}") for s in specs]
+        cells = [cell(name, spec) for spec in specs]
         params = next(r["params"] for r in runs if r["name"] == name)
         lines.append(f"| {name} | {params or 0:,} | " + " | ".join(cells) + f" | {mean[name]:.3f} |")
     lines += ["", "Tasks: " + "; ".join(f"`{spec}`" for spec in specs), ""]

@@ -95,3 +95,12 @@ def test_suite_score_is_the_mean_of_its_members():
     suite = evaluate(Candidate(arch, "mad:size=tiny", 4), device="cpu")
     members = [evaluate(Candidate(arch, t.spec, 4), device="cpu").metric for _, t in MadSuite(size="tiny").members()]
     assert suite.status == "ok" and suite.metric == pytest.approx(sum(members) / len(members))
+
+
+
+def test_memorization_at_cpu_size_trains_on_almost_every_key():
+    """Held-out pairs come from the same map, so keys that the training pool never shows cap the score."""
+    task = MAD_TASKS["memorization"]().sized("cpu")
+    pool = task.batches("train", 256, seed=0)  # 16 x 256 draws with replacement cover the 256 sequences
+    keys = torch.cat([next(pool).inputs[:, ::2].flatten() for _ in range(16)])
+    assert len(set(keys.tolist())) / (task.vocab // 2) >= 0.97
