@@ -1,6 +1,6 @@
 """Mutated architecture strings through parse, check and build: every one either builds, or raises an
-ArchError that says where (line and column, or the subexpression), within a second of CPU time. 200 cases in the
-default run, 10,000 with `pytest -m stress`."""
+ArchError that says where (line and column, or the subexpression), within a few seconds of CPU time (a guard
+against blow-ups, not a speed target). 200 cases in the default run, 10,000 with `pytest -m stress`."""
 from __future__ import annotations
 
 import re
@@ -19,6 +19,9 @@ TASK = get_task("toy-causal:vocab=16,seq=16")
 NONCAUSAL = get_task("toy-classify:vocab=16,seq=16")
 SEEDS = [str(a) for a in sample(40, seed=5, task=TASK, max_params=200_000, max_blocks=6)] + \
         [str(a) for a in sample(20, seed=6, task=NONCAUSAL, max_params=200_000, max_blocks=6)]
+# The largest admitted nets (256 blocks, 22M parameters on the meta device) take 1-3.3 s of CPU here, more under
+# Hypothesis's tracing; a blow-up would take far longer.
+LIMIT_S = 8.0
 REAL_BUILD_PARAMS = 20_000_000  # larger models are built on the meta device (no memory, same modules)
 # Pieces a careless or hostile user might type into an architecture.
 TOKENS = ["(", ")", ",", " ", "net(", "repeat(", "block(", "parallel(", "compose(", "seq(", "branch(", "split(",
@@ -110,12 +113,19 @@ def parse_check_build(text: str, task) -> str:
         return str(err)
 
 
+def _timed(text: str, task) -> tuple[str, float]:
+    started = time.process_time()  # CPU time: a busy shared machine stretches the wall clock, not this
+    outcome = parse_check_build(text, task)
+    return outcome, time.process_time() - started
+
+
 def _property(case: tuple[str, str]) -> None:
     text, mode = case
-    started = time.process_time()  # CPU time: a busy shared machine stretches the wall clock, not this
-    outcome = parse_check_build(text, TASK if mode == "causal" else NONCAUSAL)
-    took = time.process_time() - started
-    assert took < 1.0, f"{took:.2f} s of CPU for {text!r}"
+    task = TASK if mode == "causal" else NONCAUSAL
+    outcome, took = _timed(text, task)
+    if took >= LIMIT_S:  # once more: the first use of an op can pay torch's one-time set-up
+        outcome, took = _timed(text, task)
+    assert took < LIMIT_S, f"{took:.2f} s of CPU for {text!r}, twice"
     if outcome != "built":
         assert "\n" not in outcome, f"a multi-line error for {text!r}: {outcome!r}"
         assert not outcome.startswith("bad architecture:"), f"an unexpected error inside the parser: {outcome}"
